@@ -1,0 +1,22 @@
+"""The DuckDB price store: schema, validated idempotent ingest, and queries that return pandas."""
+
+from advisor.store.catalog import KINDS, MarketKey, infer_gpu
+from advisor.store.formats import FORMATS, StageOptions, detect_format
+from advisor.store.ingest import IngestResult, ingest_files
+from advisor.store.queries import (
+    coverage,
+    eligible,
+    hourly,
+    hourly_view,
+    list_markets,
+    market_ids,
+    offers,
+    raw_prices,
+)
+from advisor.store.schema import connect
+
+__all__ = [
+    "FORMATS", "KINDS", "IngestResult", "MarketKey", "StageOptions", "connect", "coverage", "detect_format",
+    "eligible", "hourly", "hourly_view", "infer_gpu", "ingest_files", "list_markets", "market_ids", "offers",
+    "raw_prices",
+]
