@@ -139,11 +139,11 @@ def _check_in_file_conflicts(con: duckdb.DuckDBPyConnection, path: Path, fmt: st
                      other[2], f"{bad[0]} at {bad[1]} already has price {first[2]} at {_where(first[0], first[1])}")
 
 
-def _upsert_markets(con: duckdb.DuckDBPyConnection) -> list[str]:
-    meta = con.execute("""
+def _upsert_markets(con: duckdb.DuckDBPyConnection, table: str = "typed") -> list[str]:
+    meta = con.execute(f"""
         SELECT market, any_value(provider), any_value(location), any_value(region), any_value(instance_type),
                any_value(gpu), any_value(gpus), any_value(kind)
-        FROM typed GROUP BY market ORDER BY market
+        FROM {table} GROUP BY market ORDER BY market
     """).fetchall()
     known = {m for (m,) in con.execute("SELECT market FROM markets").fetchall()}
     next_id = con.execute("SELECT coalesce(max(market_id), 0) + 1 FROM markets").fetchone()[0]
@@ -160,17 +160,16 @@ def _upsert_markets(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _merge_prices(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> int:
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE incoming AS
-        SELECT m.market_id, g.market, g.ts, g.price, g.available, g.ord
-        FROM grouped g JOIN markets m USING (market)
-    """)
+    """Append the `incoming` rows not stored yet; a stored (market, ts) with another value is an error."""
     clash = con.execute("""
-        SELECT i.ord, i.market, i.ts, i.price, p.price FROM incoming i JOIN prices p USING (market_id, ts)
+        SELECT i.ord, m.market, i.ts, i.price, p.price
+        FROM incoming i JOIN prices p USING (market_id, ts) JOIN markets m USING (market_id)
         WHERE i.price IS DISTINCT FROM p.price OR i.available IS DISTINCT FROM p.available
         ORDER BY i.ord LIMIT 1
     """).fetchone()
     if clash is not None:
+        if clash[0] is None:
+            raise _NeedExactPath
         line, rec = con.execute("SELECT line, rec FROM typed WHERE ord = ?", [clash[0]]).fetchone()
         raise InputError(str(path), _where(line, rec), formats.FIELD_NAMES.get(fmt, {}).get("price", "price"),
                          clash[3], f"{clash[1]} at {clash[2]} is stored with price {clash[4]}")
@@ -203,6 +202,78 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: formats.S
         raise AdvisorError(f"{path}: unknown format {fmt!r}; one of {', '.join(formats.FORMATS)}")
 
 
+class _NeedExactPath(Exception):
+    """The fast path met something it cannot explain; the exact (text) path will name it."""
+
+
+def _fast_checks(fill_price: float | None) -> str:
+    kinds = ", ".join(f"'{k}'" for k in KINDS)
+    missing_price = ("price IS NULL AND kind <> 'spot'" if fill_price is not None
+                     else "price IS NULL AND NOT (kind = 'spot' AND available IS NOT NULL)")
+    return " OR ".join([
+        "provider IS NULL", "provider = ''", "location IS NULL", "location = ''", "instance_type IS NULL",
+        "instance_type = ''", f"kind IS NULL OR kind NOT IN ({kinds})", "ts IS NULL",
+        "isnan(price) OR isinf(price) OR price < 0", missing_price,
+        "available < 0 OR isinf(available) OR available <> floor(available)", "gpus < 0 OR isinf(gpus)",
+    ])
+
+
+def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_price: float | None) -> int:
+    """Typed single-pass load of the normalized schema for well-formed files; raises _NeedExactPath otherwise."""
+    fill = "NULL" if fill_price is None else repr(float(fill_price))
+    types = "{'ts': 'TIMESTAMPTZ', 'price_usd_per_hour': 'DOUBLE', 'available': 'DOUBLE', 'gpu_count': 'DOUBLE'}"
+    reader = (f"read_parquet({formats._q(path)})" if fmt == "parquet"
+              else f"read_csv({formats._q(path)}, header=true, types={types})")
+    try:
+        cols = set(con.sql(f"SELECT * FROM {reader} LIMIT 0").columns)
+        if not set(formats.NORMALIZED_COLUMNS) <= cols:
+            raise _NeedExactPath
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE fast AS
+            SELECT trim(provider) AS provider, trim(region) AS region,
+                   trim(coalesce(nullif(trim(zone), ''), region)) AS location, trim(instance_type) AS instance_type,
+                   nullif(trim(gpu_type), '') AS gpu, gpu_count::DOUBLE AS gpus, market AS kind,
+                   ts::TIMESTAMPTZ::TIMESTAMP AS ts,
+                   coalesce(price_usd_per_hour::DOUBLE, CASE WHEN market = 'spot' THEN {fill} END) AS price,
+                   available::DOUBLE AS available
+            FROM {reader}""")
+    except duckdb.Error as exc:
+        raise _NeedExactPath from exc
+    if con.execute(f"SELECT count(*) FROM fast WHERE {_fast_checks(fill_price)}").fetchone()[0]:
+        raise _NeedExactPath
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE fast_keys AS
+        SELECT provider, location, instance_type, kind, any_value(region) AS region, any_value(gpu) AS gpu,
+               any_value(gpus)::INTEGER AS gpus, provider || ':' || location || ':' || instance_type || ':' || kind
+               AS market
+        FROM fast GROUP BY provider, location, instance_type, kind""")
+    return len(_upsert_markets(con, "fast_keys"))
+
+
+def _ingest_fast(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: formats.StageOptions,
+                 result: IngestResult) -> int:
+    _fast_normalized(con, path, fmt, opts.price)
+    result.markets += [m for (m,) in con.execute("SELECT market FROM fast_keys").fetchall()]
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE incoming AS
+        SELECT m.market_id, f.ts, f.price, f.available::INTEGER AS available, NULL::BIGINT AS ord
+        FROM fast f JOIN fast_keys k USING (provider, location, instance_type, kind) JOIN markets m USING (market)
+    """)
+    stored = con.execute("SELECT count(*) FROM prices WHERE market_id IN (SELECT DISTINCT market_id FROM "
+                         "markets JOIN fast_keys USING (market))").fetchone()[0]
+    try:
+        if stored == 0:
+            con.execute("INSERT INTO prices SELECT market_id, ts, price, available FROM incoming")
+            added = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
+        else:
+            added = _merge_prices(con, path, fmt)
+    except duckdb.ConstraintException as exc:  # the same (market, ts) twice in the file
+        raise _NeedExactPath from exc
+    result.rows_read += con.execute("SELECT count(*) FROM fast").fetchone()[0]
+    result.rows_added += added
+    return added
+
+
 def _ingest_prices(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: formats.StageOptions,
                    result: IngestResult) -> int:
     try:
@@ -215,6 +286,10 @@ def _ingest_prices(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: f
     _type_stage(con, opts.price)
     _check_in_file_conflicts(con, path, fmt)
     result.markets += _upsert_markets(con)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE incoming AS
+        SELECT m.market_id, g.ts, g.price, g.available, g.ord FROM grouped g JOIN markets m USING (market)
+    """)
     added = _merge_prices(con, path, fmt)
     result.rows_read += con.execute("SELECT count(*) FROM stage").fetchone()[0]
     result.rows_added += added
@@ -236,6 +311,14 @@ def ingest_files(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: s
         InputError: a bad row (names file, line or record, field, value); AdvisorError for unreadable files.
     """
     opts = opts or formats.StageOptions()
+    try:
+        return _ingest_all(con, paths, fmt, opts, on_file, exact=False)
+    except _NeedExactPath:
+        return _ingest_all(con, paths, fmt, opts, on_file, exact=True)
+
+
+def _ingest_all(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: str | None,
+                opts: formats.StageOptions, on_file: Callable[[Path], None] | None, exact: bool) -> IngestResult:
     result = IngestResult()
     con.execute("BEGIN TRANSACTION")
     try:
@@ -248,7 +331,8 @@ def ingest_files(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: s
                 rows_read, added = ingest_offers(con, path)
             else:
                 before = result.rows_read
-                added = _ingest_prices(con, path, kind, opts, result)
+                load = _ingest_fast if (kind in ("csv", "parquet") and not exact) else _ingest_prices
+                added = load(con, path, kind, opts, result)
                 rows_read = result.rows_read - before
             if kind == "offers":
                 result.offers_added += added

@@ -1,0 +1,78 @@
+"""The command line, in-process: JSON contracts, one-line errors with non-zero exits, help everywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import spot_row, write_normalized
+import typer
+from typer.testing import CliRunner
+
+from advisor.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    commands = list(typer.main.get_command(app).commands)
+    assert {"ingest", "markets", "prices", "demo"} <= set(commands)
+    for name in commands:
+        result = run(name, "--help")
+        assert result.exit_code == 0, name
+        assert "Example:" in result.output, name
+
+
+def test_markets_json_on_demo_data() -> None:
+    result = run("markets", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) >= 10
+    assert set(rows[0]) == {"market", "provider", "location", "instance_type", "gpu", "gpus_per_instance", "kind",
+                            "first_ts", "last_ts", "rows"}
+    assert rows[0]["first_ts"].endswith("Z")
+
+
+def test_ingest_json_then_idempotent_then_bad_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.duckdb")
+    good = write_normalized(tmp_path / "good.csv", [spot_row("2015-04-01T00:00:00Z", 0.1)])
+    result = run("ingest", str(good), "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"files": [str(good)], "rows_read": 1, "rows_added": 1, "offers_added": 0,
+                                         "markets_touched": ["aws:us-east-1a:g2.2xlarge:spot"]}
+    assert json.loads(run("ingest", str(good), "--db", db, "--json").stdout)["rows_added"] == 0
+    bad = write_normalized(tmp_path / "bad.csv", [spot_row("2015-04-02T00:00:00Z", 0.1),
+                                                  spot_row("2015-04-02T01:00:00Z", "x")])
+    result = run("ingest", str(bad), "--db", db, "--json")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"error: {bad}:line 3: field 'price_usd_per_hour': not a number (got 'x')"
+    rows = json.loads(run("prices", "aws:us-east-1a:g2.2xlarge:spot", "--db", db, "--json").stdout)
+    assert [r["price"] for r in rows] == [0.1]
+
+
+def test_prices_hourly_json(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.duckdb")
+    path = write_normalized(tmp_path / "p.csv", [spot_row("2015-04-01T00:00:00Z", 1.0),
+                                                 spot_row("2015-04-01T00:30:00Z", 3.0)])
+    run("ingest", str(path), "--db", db)
+    rows = json.loads(run("prices", "aws:us-east-1a:g2.2xlarge:spot", "--hourly", "--db", db, "--json").stdout)
+    assert rows[0]["hour"] == "2015-04-01T00:00:00Z" and rows[0]["mean_price"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(("args", "code", "text"), [
+    (["prices", "not-a-market"], 2, "provider:location:instance_type:kind"),
+    (["prices", "aws:nowhere:x:spot"], 1, "advisor markets"),
+    (["ingest", "/nonexistent.csv"], 1, "no such file"),
+    (["ingest", "x.csv", "--format", "xml"], 2, "--format"),
+])
+def test_bad_input_is_one_line_and_non_zero(args: list[str], code: int, text: str) -> None:
+    result = run(*args)
+    assert result.exit_code == code
+    assert text in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
