@@ -216,3 +216,30 @@ def test_real_shared_files_ingest_twice(con, relpath: str) -> None:
     first = store.ingest_files(con, [path])
     assert first.rows_added > 0
     assert store.ingest_files(con, [path]).rows_added == 0
+
+
+def _duplicate_keys(con) -> int:
+    return con.execute("SELECT count(*) FROM (SELECT 1 FROM prices GROUP BY market_id, ts HAVING count(*) > 1)"
+                       ).fetchone()[0]
+
+
+def test_overlapping_appends_keep_the_key_unique(con, tmp_path: Path) -> None:
+    first = write_normalized(tmp_path / "a.csv", [spot_row(f"2015-04-01T0{h}:00:00Z", 0.1) for h in range(5)])
+    second = write_normalized(tmp_path / "b.csv", [spot_row(f"2015-04-01T0{h}:00:00Z", 0.1) for h in range(3, 9)])
+    assert store.ingest_files(con, [first]).rows_added == 5
+    assert store.ingest_files(con, [second]).rows_added == 4
+    assert price_count(con) == 9 and _duplicate_keys(con) == 0
+
+
+def test_whitespace_variants_of_a_key_are_one_market(con, tmp_path: Path) -> None:
+    rows = [spot_row("2015-04-01T00:00:00Z", 0.1), spot_row("2015-04-01T01:00:00Z", 0.1)]
+    rows[1][1] = " aws "
+    store.ingest_files(con, [write_normalized(tmp_path / "a.csv", rows)])
+    assert store.list_markets(con)["market"].tolist() == ["aws:us-east-1a:g2.2xlarge:spot"]
+    assert price_count(con) == 2 and _duplicate_keys(con) == 0
+
+
+def test_identical_duplicate_rows_load_once(con, tmp_path: Path) -> None:
+    row = spot_row("2015-04-01T00:00:00Z", 0.1)
+    assert store.ingest_files(con, [write_normalized(tmp_path / "a.csv", [row, row])]).rows_added == 1
+    assert _duplicate_keys(con) == 0

@@ -3,7 +3,8 @@
 Each file is staged as text (`formats.py`), checked with set-based SQL (the first bad line/record wins), typed,
 merged with the rows already stored, and appended; all files of one call share a single transaction, so a bad
 row anywhere loads nothing. Re-ingesting a file adds 0 rows: (market, ts) is the key and an equal row is a
-no-op, while a different price for a stored (market, ts) is an error.
+no-op, while a different price for a stored (market, ts) is an error. Well-formed normalized files take a typed
+fast path; anything it cannot explain rolls back and reruns on the exact path, which names the bad line.
 """
 
 from __future__ import annotations
@@ -218,8 +219,11 @@ def _fast_checks(fill_price: float | None) -> str:
     ])
 
 
-def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_price: float | None) -> int:
-    """Typed single-pass load of the normalized schema for well-formed files; raises _NeedExactPath otherwise."""
+def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_price: float | None) -> None:
+    """Typed single-pass load of the normalized schema for well-formed files; raises _NeedExactPath otherwise.
+
+    Rows carry a hash of their raw key columns; trimming and naming happen once per distinct key (`fast_keys`).
+    """
     fill = "NULL" if fill_price is None else repr(float(fill_price))
     types = "{'ts': 'TIMESTAMPTZ', 'price_usd_per_hour': 'DOUBLE', 'available': 'DOUBLE', 'gpu_count': 'DOUBLE'}"
     reader = (f"read_parquet({formats._q(path)})" if fmt == "parquet"
@@ -230,9 +234,8 @@ def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_
             raise _NeedExactPath
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE fast AS
-            SELECT trim(provider) AS provider, trim(region) AS region,
-                   trim(coalesce(nullif(trim(zone), ''), region)) AS location, trim(instance_type) AS instance_type,
-                   nullif(trim(gpu_type), '') AS gpu, gpu_count::DOUBLE AS gpus, market AS kind,
+            SELECT hash(provider, region, zone, instance_type, market) AS h, provider, region, zone,
+                   instance_type, gpu_type, gpu_count::DOUBLE AS gpus, market AS kind,
                    ts::TIMESTAMPTZ::TIMESTAMP AS ts,
                    coalesce(price_usd_per_hour::DOUBLE, CASE WHEN market = 'spot' THEN {fill} END) AS price,
                    available::DOUBLE AS available
@@ -243,32 +246,51 @@ def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_
         raise _NeedExactPath
     con.execute("""
         CREATE OR REPLACE TEMP TABLE fast_keys AS
-        SELECT provider, location, instance_type, kind, any_value(region) AS region, any_value(gpu) AS gpu,
-               any_value(gpus)::INTEGER AS gpus, provider || ':' || location || ':' || instance_type || ':' || kind
-               AS market
-        FROM fast GROUP BY provider, location, instance_type, kind""")
-    return len(_upsert_markets(con, "fast_keys"))
+        WITH raw AS (
+            SELECT h, count(DISTINCT (provider, region, zone, instance_type, kind)) AS variants,
+                   any_value(trim(provider)) AS provider, any_value(trim(region)) AS region,
+                   any_value(trim(coalesce(nullif(trim(zone), ''), region))) AS location,
+                   any_value(trim(instance_type)) AS instance_type, any_value(kind) AS kind,
+                   any_value(nullif(trim(gpu_type), '')) AS gpu, any_value(gpus)::INTEGER AS gpus
+            FROM fast GROUP BY h
+        )
+        SELECT *, provider || ':' || location || ':' || instance_type || ':' || kind AS market FROM raw""")
+    if con.execute("SELECT max(variants) FROM fast_keys").fetchone()[0] != 1:
+        raise _NeedExactPath  # a hash collision between two raw keys: astronomically rare, but handled
+
+
+def _fast_checks(fill_price: float | None) -> str:
+    kinds = ", ".join(f"'{k}'" for k in KINDS)
+    missing_price = ("price IS NULL AND kind <> 'spot'" if fill_price is not None
+                     else "price IS NULL AND NOT (kind = 'spot' AND available IS NOT NULL)")
+    location = "coalesce(nullif(trim(zone), ''), nullif(trim(region), ''))"
+    return " OR ".join([
+        "provider IS NULL", "trim(provider) = ''", f"{location} IS NULL", "instance_type IS NULL",
+        "trim(instance_type) = ''", f"kind IS NULL OR kind NOT IN ({kinds})", "ts IS NULL",
+        "isnan(price) OR isinf(price) OR price < 0", missing_price,
+        "available < 0 OR isinf(available) OR available <> floor(available)", "gpus < 0 OR isinf(gpus)",
+    ])
 
 
 def _ingest_fast(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: formats.StageOptions,
                  result: IngestResult) -> int:
     _fast_normalized(con, path, fmt, opts.price)
-    result.markets += [m for (m,) in con.execute("SELECT market FROM fast_keys").fetchall()]
+    result.markets += _upsert_markets(con, "fast_keys")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE incoming AS
         SELECT m.market_id, f.ts, f.price, f.available::INTEGER AS available, NULL::BIGINT AS ord
-        FROM fast f JOIN fast_keys k USING (provider, location, instance_type, kind) JOIN markets m USING (market)
+        FROM fast f JOIN (SELECT h, market_id FROM fast_keys JOIN markets USING (market)) m USING (h)
     """)
-    stored = con.execute("SELECT count(*) FROM prices WHERE market_id IN (SELECT DISTINCT market_id FROM "
-                         "markets JOIN fast_keys USING (market))").fetchone()[0]
-    try:
-        if stored == 0:
-            con.execute("INSERT INTO prices SELECT market_id, ts, price, available FROM incoming")
-            added = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
-        else:
-            added = _merge_prices(con, path, fmt)
-    except duckdb.ConstraintException as exc:  # the same (market, ts) twice in the file
-        raise _NeedExactPath from exc
+    if con.execute("SELECT count(*) FROM (SELECT 1 FROM incoming GROUP BY market_id, ts HAVING count(*) > 1)"
+                   ).fetchone()[0]:
+        raise _NeedExactPath  # the same (market, ts) twice in the file: the exact path names the lines
+    stored = con.execute("SELECT count(*) FROM prices WHERE market_id IN (SELECT market_id FROM markets "
+                         "JOIN fast_keys USING (market))").fetchone()[0]
+    if stored == 0:
+        con.execute("INSERT INTO prices SELECT market_id, ts, price, available FROM incoming")
+        added = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
+    else:
+        added = _merge_prices(con, path, fmt)
     result.rows_read += con.execute("SELECT count(*) FROM fast").fetchone()[0]
     result.rows_added += added
     return added
