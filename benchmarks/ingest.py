@@ -28,7 +28,8 @@ def make_csv(path: Path, rows: int, markets: int = 200) -> None:
     duckdb.sql(f"""
         COPY (
             SELECT strftime(TIMESTAMP '2020-01-01' + to_minutes(i % {per}), '%Y-%m-%dT%H:%M:%SZ') AS ts,
-                   'aws' AS provider, 'us-east-1' AS region, 'us-east-1' || chr((97 + (i // {per}) % 6)::INTEGER) AS zone,
+                   'aws' AS provider, 'us-east-1' AS region,
+                   'us-east-1' || chr((97 + (i // {per}) % 6)::INTEGER) AS zone,
                    'type' || ((i // {per}) // 6) AS instance_type, 'H100' AS gpu_type, 8 AS gpu_count,
                    'spot' AS market, round(1 + (hash(i) % 1000) / 100.0, 4) AS price_usd_per_hour,
                    '' AS available

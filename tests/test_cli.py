@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import spot_row, write_normalized
 import typer
+from conftest import spot_row, write_normalized
 from typer.testing import CliRunner
 
 from advisor.cli import app

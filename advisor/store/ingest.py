@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,20 +204,11 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: formats.S
         raise AdvisorError(f"{path}: unknown format {fmt!r}; one of {', '.join(formats.FORMATS)}")
 
 
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="advisor-sha256")  # overlaps hashing with loading
+
+
 class _NeedExactPath(Exception):
     """The fast path met something it cannot explain; the exact (text) path will name it."""
-
-
-def _fast_checks(fill_price: float | None) -> str:
-    kinds = ", ".join(f"'{k}'" for k in KINDS)
-    missing_price = ("price IS NULL AND kind <> 'spot'" if fill_price is not None
-                     else "price IS NULL AND NOT (kind = 'spot' AND available IS NOT NULL)")
-    return " OR ".join([
-        "provider IS NULL", "provider = ''", "location IS NULL", "location = ''", "instance_type IS NULL",
-        "instance_type = ''", f"kind IS NULL OR kind NOT IN ({kinds})", "ts IS NULL",
-        "isnan(price) OR isinf(price) OR price < 0", missing_price,
-        "available < 0 OR isinf(available) OR available <> floor(available)", "gpus < 0 OR isinf(gpus)",
-    ])
 
 
 def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_price: float | None) -> None:
@@ -234,40 +226,48 @@ def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_
             raise _NeedExactPath
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE fast AS
-            SELECT hash(provider, region, zone, instance_type, market) AS h, provider, region, zone,
-                   instance_type, gpu_type, gpu_count::DOUBLE AS gpus, market AS kind,
-                   ts::TIMESTAMPTZ::TIMESTAMP AS ts,
-                   coalesce(price_usd_per_hour::DOUBLE, CASE WHEN market = 'spot' THEN {fill} END) AS price,
-                   available::DOUBLE AS available
-            FROM {reader}""")
-    except duckdb.Error as exc:
+            WITH r AS (
+                SELECT hash(provider, region, zone, instance_type, market) AS h, provider, region, zone,
+                       instance_type, gpu_type, gpu_count::DOUBLE AS gpus, market AS kind,
+                       ts::TIMESTAMPTZ::TIMESTAMP AS ts,
+                       coalesce(price_usd_per_hour::DOUBLE, CASE WHEN market = 'spot' THEN {fill} END) AS price,
+                       available::DOUBLE AS available
+                FROM {reader}
+            )
+            SELECT * FROM r WHERE CASE WHEN {_fast_checks(fill_price)} THEN error('bad row') ELSE true END""")
+    except duckdb.Error as exc:  # a cast failed or a check raised: the exact path names the row
         raise _NeedExactPath from exc
-    if con.execute(f"SELECT count(*) FROM fast WHERE {_fast_checks(fill_price)}").fetchone()[0]:
-        raise _NeedExactPath
-    con.execute("""
+    same = " AND ".join(f"min({c}) IS NOT DISTINCT FROM max({c})"
+                        for c in ("provider", "region", "zone", "instance_type", "kind"))
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE fast_keys AS
         WITH raw AS (
-            SELECT h, count(DISTINCT (provider, region, zone, instance_type, kind)) AS variants,
-                   any_value(trim(provider)) AS provider, any_value(trim(region)) AS region,
-                   any_value(trim(coalesce(nullif(trim(zone), ''), region))) AS location,
-                   any_value(trim(instance_type)) AS instance_type, any_value(kind) AS kind,
-                   any_value(nullif(trim(gpu_type), '')) AS gpu, any_value(gpus)::INTEGER AS gpus
+            SELECT h, {same} AS one_key, any_value(provider) AS provider, any_value(region) AS region,
+                   any_value(zone) AS zone, any_value(instance_type) AS instance_type, any_value(kind) AS kind,
+                   any_value(gpu_type) AS gpu_type, any_value(gpus)::INTEGER AS gpus
             FROM fast GROUP BY h
+        ), named AS (
+            SELECT h, one_key, trim(provider) AS provider, trim(region) AS region,
+                   trim(coalesce(nullif(trim(zone), ''), region)) AS location, trim(instance_type) AS instance_type,
+                   kind, nullif(trim(gpu_type), '') AS gpu, gpus
+            FROM raw
         )
-        SELECT *, provider || ':' || location || ':' || instance_type || ':' || kind AS market FROM raw""")
-    if con.execute("SELECT max(variants) FROM fast_keys").fetchone()[0] != 1:
-        raise _NeedExactPath  # a hash collision between two raw keys: astronomically rare, but handled
+        SELECT *, provider || ':' || location || ':' || instance_type || ':' || kind AS market FROM named""")
+    kinds = ", ".join(f"'{k}'" for k in KINDS)
+    bad_keys = con.execute(f"""
+        SELECT count(*) FROM fast_keys WHERE NOT one_key OR coalesce(provider, '') = '' OR
+            coalesce(location, '') = '' OR coalesce(instance_type, '') = '' OR kind IS NULL OR kind NOT IN ({kinds})
+    """).fetchone()[0]
+    if bad_keys:
+        raise _NeedExactPath  # a missing key field (or a 64-bit hash collision): the exact path names it
 
 
 def _fast_checks(fill_price: float | None) -> str:
-    kinds = ", ".join(f"'{k}'" for k in KINDS)
+    """Per-row checks on typed values (key fields are checked once per distinct key)."""
     missing_price = ("price IS NULL AND kind <> 'spot'" if fill_price is not None
                      else "price IS NULL AND NOT (kind = 'spot' AND available IS NOT NULL)")
-    location = "coalesce(nullif(trim(zone), ''), nullif(trim(region), ''))"
     return " OR ".join([
-        "provider IS NULL", "trim(provider) = ''", f"{location} IS NULL", "instance_type IS NULL",
-        "trim(instance_type) = ''", f"kind IS NULL OR kind NOT IN ({kinds})", "ts IS NULL",
-        "isnan(price) OR isinf(price) OR price < 0", missing_price,
+        "ts IS NULL", "isnan(price) OR isinf(price) OR price < 0", missing_price,
         "available < 0 OR isinf(available) OR available <> floor(available)", "gpus < 0 OR isinf(gpus)",
     ])
 
@@ -320,7 +320,7 @@ def _ingest_prices(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: f
 
 def ingest_files(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: str | None = None,
                  opts: formats.StageOptions | None = None,
-                 on_file: Callable[[Path], None] | None = None) -> IngestResult:
+                 on_file: Callable[[Path], None] | None = None, exact: bool = False) -> IngestResult:
     """Ingest every file in one transaction; any bad row in any file raises and loads nothing.
 
     Args:
@@ -329,14 +329,21 @@ def ingest_files(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: s
         fmt: one of `formats.FORMATS` to override detection.
         opts: options some formats need (`--price`, `--provider`, `--at`).
         on_file: called after each file (progress bars).
+        exact: skip the typed fast path (same result, slower; for checking one against the other).
     Raises:
         InputError: a bad row (names file, line or record, field, value); AdvisorError for unreadable files.
     """
     opts = opts or formats.StageOptions()
+    if exact:
+        return _ingest_all(con, paths, fmt, opts, on_file, exact=True)
+    con.execute("SET preserve_insertion_order = false")  # row order matters only to the exact path's messages
     try:
         return _ingest_all(con, paths, fmt, opts, on_file, exact=False)
-    except _NeedExactPath:
-        return _ingest_all(con, paths, fmt, opts, on_file, exact=True)
+    except (_NeedExactPath, AdvisorError):
+        pass  # rerun in file order, so the error names the first bad row
+    finally:
+        con.execute("RESET preserve_insertion_order")
+    return _ingest_all(con, paths, fmt, opts, on_file, exact=True)
 
 
 def _ingest_all(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: str | None,
@@ -349,6 +356,7 @@ def _ingest_all(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: st
             if not path.is_file():
                 raise AdvisorError(f"{path}: no such file")
             kind = fmt or formats.detect_format(path)
+            digest = _HASHER.submit(_sha256, path)
             if kind == "offers":
                 rows_read, added = ingest_offers(con, path)
             else:
@@ -359,7 +367,7 @@ def _ingest_all(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: st
             if kind == "offers":
                 result.offers_added += added
             con.execute("INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                        [str(path.resolve()), _sha256(path), kind, rows_read, added,
+                        [str(path.resolve()), digest.result(), kind, rows_read, added,
                          datetime.now(UTC).replace(tzinfo=None)])
             result.files.append(str(path))
             if on_file:
