@@ -1,0 +1,22 @@
+"""Workload and plan types, hourly market paths, and the replay engine that gives a plan its meaning."""
+
+from advisor.plan.batch import BatchResult, replay_batch
+from advisor.plan.paths import MarketPaths, paths_from_hourly
+from advisor.plan.replay import Ledger, ReplayResult, Slot, replay, reservation_charges
+from advisor.plan.types import (
+    Bid,
+    Fallback,
+    Plan,
+    PlanError,
+    Reservation,
+    Workload,
+    load_document,
+    plan_from_dict,
+    save_document,
+    to_dict,
+    workload_from_dict,
+)
+
+__all__ = ["BatchResult", "Bid", "Fallback", "Ledger", "MarketPaths", "Plan", "PlanError", "ReplayResult",
+           "Reservation", "Slot", "Workload", "load_document", "paths_from_hourly", "plan_from_dict", "replay",
+           "replay_batch", "reservation_charges", "save_document", "to_dict", "workload_from_dict"]

@@ -1,0 +1,129 @@
+"""The replay rules of `advisor.plan.replay`, vectorized over many scenario paths at once.
+
+Same meaning, different form: numpy arrays over scenarios replace the per-path loop state, one hour at a time.
+The optimizer scores candidate plans with this; tests check it against the reference `replay` path by path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.plan.paths import MarketPaths
+from advisor.plan.replay import EPS, check_fits, plan_slots, reservation_charges
+from advisor.plan.types import Plan, Workload
+
+
+@dataclass
+class BatchResult:
+    """Per-scenario outcomes: arrays of length n_scenarios; `hours` is (n_scenarios, len(labels))."""
+
+    cost: np.ndarray
+    finished: np.ndarray
+    finish_hour: np.ndarray  # NaN where the deadline was missed
+    preemptions: np.ndarray
+    hours: np.ndarray
+    labels: list[str]
+    remaining_hours: np.ndarray
+    market_cost: np.ndarray
+    reservation_cost: np.ndarray
+    credits: np.ndarray
+
+    @property
+    def probability_meet_deadline(self) -> float:
+        return float(self.finished.mean())
+
+
+def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(any, index of the first True) along the last axis."""
+    if mask.shape[-1] == 0:
+        zeros = np.zeros(mask.shape[:-1], dtype=int)
+        return zeros.astype(bool), zeros
+    return mask.any(axis=-1), mask.argmax(axis=-1)
+
+
+def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchResult:
+    """Replay `plan` on every scenario of `paths` (vectorized; agrees with `replay` on each path)."""
+    check_fits(workload, plan, paths)
+    bids, fallbacks, res_slot = plan_slots(plan, paths)
+    slots = bids + fallbacks
+    n_bid, n_mkt = len(bids), len(slots)
+    res = plan.reservation
+    reserved = n_mkt  # slot index of the reservation
+    labels = list(dict.fromkeys([s.label for s in slots] + ([res_slot.label] if res_slot else [])))
+    key_of = np.array([labels.index(s.label) for s in slots] + [labels.index(res_slot.label) if res_slot else -1]
+                      + [-1], dtype=int)  # index -1 (waiting) maps to key -1
+    column = np.array([labels.index(s.label) for s in slots] + ([labels.index(res_slot.label)] if res_slot else []),
+                      dtype=int)
+
+    n, deadline, nodes = paths.n_scenarios, workload.horizon, workload.nodes
+    ro, every, margin = workload.restart_overhead, workload.checkpoint_every, plan.guard_margin_hours
+    midx = np.array([s.market for s in slots], dtype=int)
+    limits = np.array([s.limit for s in slots], dtype=float)
+    # (hours, n, slots) so each hour is one contiguous block
+    cap = paths.avail[:, midx, :deadline]
+    usable = ((paths.peak[:, midx, :deadline] <= limits[None, :, None])
+              & (np.isnan(cap) | (cap >= nodes))).transpose(2, 0, 1)
+    price = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1)
+    usable_ext = np.concatenate([usable, np.ones((deadline, n, 1), dtype=bool)], axis=2)  # + reservation
+
+    rem = np.full(n, float(workload.hours))
+    since = np.zeros(n)
+    cur = np.full(n, -1)
+    guard = np.zeros(n, dtype=bool)
+    cost = np.zeros(n)
+    pre = np.zeros(n, dtype=int)
+    hours = np.zeros((n, len(labels)))
+    res_steps = np.zeros(n, dtype=int)
+    finish = np.full(n, np.nan)
+    rows = np.arange(n)
+
+    for t in range(deadline):
+        active = rem > EPS
+        if not active.any():
+            break
+        guard |= active & (rem + ro >= (deadline - t) - margin)
+        u = usable_ext[t]
+        if res is not None and res.start_hour <= t < res.end_hour:
+            choice = np.full(n, reserved)
+        else:
+            fb_any, fb_first = _first_true(u[:, n_bid:n_mkt])
+            bid_any, bid_first = _first_true(u[:, :n_bid])
+            stay = (cur >= 0) & (cur < n_bid) & u[rows, np.maximum(cur, 0)]
+            choice = np.where(guard, np.where(fb_any, n_bid + fb_first, -1),
+                              np.where(stay, cur, np.where(bid_any, bid_first, -1)))
+        choice = np.where(active, choice, -1)
+
+        had = active & (cur >= 0)
+        preempted = had & ~u[rows, np.maximum(cur, 0)]
+        rem = rem + np.where(preempted, since, 0.0)
+        pre += preempted
+        cur_key, new_key = key_of[cur], key_of[choice]
+        since = np.where(preempted | (had & (new_key != cur_key)), 0.0, since)
+
+        run = choice >= 0
+        restart = run & ((cur_key != new_key) | preempted)
+        gain = np.where(restart, 1.0 - ro, 1.0)
+        fin = run & (gain >= rem - EPS)
+        used = np.where(fin, np.where(restart, ro, 0.0) + rem, 1.0)
+        work = np.where(fin, rem, gain)
+        on_market = run & (choice < n_mkt)
+        step_price = price[t][rows, np.minimum(np.maximum(choice, 0), max(n_mkt - 1, 0))] if n_mkt else np.zeros(n)
+        cost += np.where(on_market, step_price * used, 0.0)
+        np.add.at(hours, (rows[run], column[choice[run]]), used[run])
+        res_steps += run & (choice == reserved)
+        rem = np.where(run, rem - work, rem)
+        since = np.where(run, since + work, since)
+        since = np.zeros(n) if every <= 0 else since - every * np.floor((since + EPS) / every)
+        finish = np.where(fin, t + used, finish)
+        rem = np.where(fin, 0.0, rem)
+        cur = np.where(active, choice, cur)
+
+    finished = rem <= EPS
+    res_cost, credits = reservation_charges(res, workload, res_steps, finish)
+    res_cost = np.broadcast_to(np.asarray(res_cost, dtype=float), (n,)).copy()
+    credits = np.broadcast_to(np.asarray(credits, dtype=float), (n,)).copy()
+    return BatchResult(cost=cost + res_cost, finished=finished, finish_hour=finish, preemptions=pre, hours=hours,
+                       labels=labels, remaining_hours=np.maximum(rem, 0.0), market_cost=cost,
+                       reservation_cost=res_cost, credits=credits)

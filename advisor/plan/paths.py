@@ -1,0 +1,77 @@
+"""Hourly market paths: what the replay engine reads, for one recorded history or many forecast scenarios.
+
+Arrays are shaped (scenarios, markets, hours): `mean` is the hour's time-weighted mean price, `peak` its maximum
+price, `avail` the capacity (instances) that held all hour, NaN where the source does not say. An hour with no
+data (before a market's first record) has NaN prices and 0 capacity, so nothing can run in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from advisor.errors import AdvisorError
+
+
+@dataclass(frozen=True)
+class MarketPaths:
+    """Hourly prices and capacity of `markets` over `hours` hours in `n` scenarios (n = 1 for history)."""
+
+    markets: tuple[str, ...]
+    mean: np.ndarray
+    peak: np.ndarray
+    avail: np.ndarray
+    start: pd.Timestamp | None = None
+
+    def __post_init__(self) -> None:
+        shape = self.mean.shape
+        if len(shape) != 3 or shape[1] != len(self.markets) or self.peak.shape != shape or self.avail.shape != shape:
+            raise ValueError(f"paths must be (scenarios, {len(self.markets)} markets, hours); got {shape}")
+
+    @property
+    def n_scenarios(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def hours(self) -> int:
+        return self.mean.shape[2]
+
+    def index(self, market: str) -> int:
+        try:
+            return self.markets.index(market)
+        except ValueError:
+            raise AdvisorError(f"the plan names market {market!r}, which the price paths do not cover. "
+                               f"To fix: ingest its prices or drop it from the plan") from None
+
+    def usable(self, market: int, limit: float, nodes: int) -> np.ndarray:
+        """(scenarios, hours) bool: the peak price is <= limit and a gang of `nodes` had capacity all hour."""
+        cap = self.avail[:, market, :]
+        return (self.peak[:, market, :] <= limit) & (np.isnan(cap) | (cap >= nodes))
+
+    def select(self, markets: list[str]) -> MarketPaths:
+        """The same paths restricted (and reordered) to `markets`."""
+        idx = [self.index(m) for m in markets]
+        return MarketPaths(tuple(markets), self.mean[:, idx], self.peak[:, idx], self.avail[:, idx], self.start)
+
+    def window(self, first_hour: int, hours: int) -> MarketPaths:
+        """Hours [first_hour, first_hour + hours) of every path."""
+        sl = slice(first_hour, first_hour + hours)
+        start = None if self.start is None else self.start + pd.Timedelta(hours=first_hour)
+        return MarketPaths(self.markets, self.mean[:, :, sl], self.peak[:, :, sl], self.avail[:, :, sl], start)
+
+
+def paths_from_hourly(frame: pd.DataFrame, markets: list[str]) -> MarketPaths:
+    """One path from the store's long hourly view (`advisor.store.hourly`)."""
+    frame = frame.copy()
+    frame.loc[frame["coverage"] < 1.0 - 1e-9, ["mean_price", "max_price"]] = np.nan
+    frame.loc[frame["coverage"] < 1.0 - 1e-9, "min_available"] = 0.0
+    hours = pd.DatetimeIndex(sorted(frame["hour"].unique()))
+
+    def grid(col: str) -> np.ndarray:
+        wide = frame.pivot(index="market", columns="hour", values=col).reindex(index=markets, columns=hours)
+        return wide.to_numpy(dtype=float)[None, :, :]
+
+    return MarketPaths(tuple(markets), grid("mean_price"), grid("max_price"), grid("min_available"),
+                       hours[0] if len(hours) else None)

@@ -1,0 +1,188 @@
+"""The replay engine: what a plan costs and whether it meets its deadline, hour by hour (DESIGN.md).
+
+This module is the single source of truth for a plan's cost. `replay` is the plain reference for one path;
+`replay_batch` is the same rules vectorized over many scenario paths (the optimizer calls it thousands of times),
+and tests prove they agree. `Ledger` holds the per-hour accounting (restart overhead, checkpoint loss on
+preemption, pro-rata final hour, reservation credits) so strategies that are not plans (Uniform Progress) are
+costed by the same code.
+
+Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hours are returned); the guard
+(`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; an active
+reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first
+eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot market is
+no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
+voluntary move checkpoints first. Pauses are whole hours here, so every pause meets the 1-hour minimum.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from advisor.plan.paths import MarketPaths
+from advisor.plan.types import Plan, PlanError, Reservation, Workload
+
+EPS = 1e-9
+RESERVED = " (reserved)"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A place the job can run in one hour: a market in a role (bid at a limit, fallback) or the reservation."""
+
+    role: str  # "bid" | "fallback" | "reservation"
+    label: str  # market key; the reservation is "<market> (reserved)"
+    market: int  # index into the paths; -1 for the reservation
+    limit: float = math.inf
+
+
+@dataclass
+class ReplayResult:
+    """The outcome of one replay (USD; hours are gang wall-hours)."""
+
+    cost: float
+    finished: bool
+    finish_hour: float | None
+    preemptions: int
+    hours_by_market: dict[str, float] = field(default_factory=dict)
+    remaining_hours: float = 0.0  # work left at the deadline (0 when finished)
+    market_cost: float = 0.0
+    reservation_cost: float = 0.0
+    credits: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"cost": self.cost, "finished": self.finished, "finish_hour": self.finish_hour,
+                "hours_by_market": self.hours_by_market, "preemptions": self.preemptions,
+                "remaining_hours": self.remaining_hours,
+                "market_cost": self.market_cost, "reservation_cost": self.reservation_cost, "credits": self.credits}
+
+
+def plan_slots(plan: Plan, paths: MarketPaths) -> tuple[list[Slot], list[Slot], Slot | None]:
+    """The plan's bid slots, fallback slots and reservation slot, resolved against the paths."""
+    bids = [Slot("bid", b.market, paths.index(b.market), b.limit_price) for b in plan.bids]
+    fallbacks = [Slot("fallback", f.market, paths.index(f.market)) for f in plan.fallback]
+    res = plan.reservation
+    return bids, fallbacks, (Slot("reservation", res.market + RESERVED, -1) if res else None)
+
+
+def check_fits(workload: Workload, plan: Plan, paths: MarketPaths) -> None:
+    """Raise PlanError when the paths are too short for the deadline or a reservation cannot hold the gang."""
+    if paths.hours < workload.horizon:
+        raise PlanError(f"the price paths cover {paths.hours} h but the deadline needs {workload.horizon} h. "
+                        f"To fix: shorten the deadline or use a later --start / more history")
+    res = plan.reservation
+    if res is not None and res.instances < workload.nodes:
+        raise PlanError(f"reservation.instances: a gang of {workload.nodes} nodes needs >= {workload.nodes} "
+                        f"(got {res.instances})")
+
+
+class Ledger:
+    """Per-hour accounting for one job on one path: progress, checkpoints, preemptions, cost."""
+
+    def __init__(self, workload: Workload, paths: MarketPaths, scenario: int = 0) -> None:
+        self.w, self.paths, self.s = workload, paths, scenario
+        self.remaining = float(workload.hours)
+        self.since_ckpt = 0.0
+        self.current: Slot | None = None
+        self.market_cost = 0.0
+        self.preemptions = 0
+        self.hours_by: dict[str, float] = {}
+        self.reserved_steps = 0
+        self.finish_hour: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.remaining <= EPS
+
+    def usable(self, slot: Slot, t: int) -> bool:
+        """Whether a market slot can run hour t: peak price <= its limit and capacity for the gang all hour."""
+        if slot.role == "reservation":
+            return True
+        cap = self.paths.avail[self.s, slot.market, t]
+        peak = self.paths.peak[self.s, slot.market, t]
+        return bool(peak <= slot.limit and (math.isnan(cap) or cap >= self.w.nodes))
+
+    def step(self, t: int, choice: Slot | None) -> None:
+        """Run hour t on `choice` (None: wait), after settling a preemption or a voluntary move."""
+        current = self.current
+        preempted = current is not None and not self.usable(current, t)
+        if preempted:
+            self.remaining += self.since_ckpt  # work since the last checkpoint is lost
+            self.since_ckpt = 0.0
+            self.preemptions += 1
+        elif current is not None and (choice is None or choice.label != current.label):
+            self.since_ckpt = 0.0  # a voluntary move checkpoints first
+        self.current = choice
+        if choice is None:
+            return
+        restart = preempted or current is None or current.label != choice.label
+        gain = 1.0 - self.w.restart_overhead if restart else 1.0
+        finishing = gain >= self.remaining - EPS
+        used = (self.w.restart_overhead if restart else 0.0) + self.remaining if finishing else 1.0
+        work = self.remaining if finishing else gain
+        if choice.role == "reservation":
+            self.reserved_steps += 1
+        else:
+            self.market_cost += float(self.paths.mean[self.s, choice.market, t]) * self.w.nodes * used
+        self.hours_by[choice.label] = self.hours_by.get(choice.label, 0.0) + used
+        self.remaining -= work
+        self.since_ckpt = _after_checkpoint(self.since_ckpt + work, self.w.checkpoint_every)
+        if finishing:
+            self.remaining, self.finish_hour = 0.0, t + used
+
+    def result(self, reservation: Reservation | None) -> ReplayResult:
+        res_cost, credits = reservation_charges(reservation, self.w, self.reserved_steps, self.finish_hour)
+        return ReplayResult(cost=self.market_cost + res_cost, finished=self.done, finish_hour=self.finish_hour,
+                            preemptions=self.preemptions, hours_by_market=dict(self.hours_by),
+                            remaining_hours=max(self.remaining, 0.0),
+                            market_cost=self.market_cost, reservation_cost=res_cost, credits=credits)
+
+
+def _after_checkpoint(since: float, every: float) -> float:
+    if every <= 0:
+        return 0.0
+    return since - every * math.floor((since + EPS) / every)
+
+
+def reservation_charges(res: Reservation | None, w: Workload, reserved_steps: int | np.ndarray,
+                        finish_hour: float | None | np.ndarray) -> tuple:
+    """(net cost, credits): paid up front, less pause credit for the instances beyond the gang while it runs on
+    the reservation and return credit for every instance-hour left once the job is done, valued at credit_value.
+    Works on scalars and on arrays (NaN finish_hour = not finished)."""
+    if res is None:
+        return 0.0, 0.0
+    gross = res.unit_price * res.instances * res.hours
+    pause = res.pause_credit * (res.instances - w.nodes) * np.asarray(reserved_steps, dtype=float)
+    finish = np.asarray(np.nan if finish_hour is None else finish_hour, dtype=float)
+    stop = np.ceil(np.nan_to_num(finish - EPS, nan=np.inf))
+    returned = np.clip(res.end_hour - np.maximum(stop, res.start_hour), 0, res.hours)
+    credits = w.credit_value * (pause + res.return_credit * res.instances * returned)
+    if np.ndim(credits) == 0:
+        credits = float(credits)
+    return gross - credits, credits
+
+
+def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0) -> ReplayResult:
+    """Replay `plan` on one path (the reference implementation of DESIGN.md's rules)."""
+    check_fits(workload, plan, paths)
+    bids, fallbacks, res_slot = plan_slots(plan, paths)
+    res = plan.reservation
+    job = Ledger(workload, paths, scenario)
+    deadline, guard = workload.horizon, False
+    for t in range(deadline):
+        if job.done:
+            break
+        if job.remaining + workload.restart_overhead >= (deadline - t) - plan.guard_margin_hours:
+            guard = True
+        if res is not None and res.start_hour <= t < res.end_hour:
+            choice = res_slot
+        elif guard:
+            choice = next((f for f in fallbacks if job.usable(f, t)), None)
+        elif job.current in bids and job.usable(job.current, t):
+            choice = job.current
+        else:
+            choice = next((b for b in bids if job.usable(b, t)), None)
+        job.step(t, choice)
+    return job.result(res)

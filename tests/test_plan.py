@@ -1,0 +1,214 @@
+"""The plan types and the replay engine: hand-computed cases for every rule, both forms agree, properties."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advisor.plan import (
+    Bid,
+    Fallback,
+    MarketPaths,
+    Plan,
+    PlanError,
+    Reservation,
+    Workload,
+    load_document,
+    replay,
+    replay_batch,
+    save_document,
+)
+
+SPOT, SPOT2 = "aws:us-east-1a:g2.2xlarge:spot", "aws:us-east-1b:g2.2xlarge:spot"
+OD = "aws:us-east-1a:g2.2xlarge:on_demand"
+
+
+def paths(mean: list[list[float]], peak: list[list[float]] | None = None,
+          avail: list[list[float]] | None = None, markets: tuple[str, ...] = (SPOT, OD)) -> MarketPaths:
+    """One scenario from per-market hourly lists."""
+    m = np.array(mean, dtype=float)[None]
+    p = m if peak is None else np.array(peak, dtype=float)[None]
+    a = np.full_like(m, np.nan) if avail is None else np.array(avail, dtype=float)[None]
+    return MarketPaths(markets, m, p, a)
+
+
+def test_on_demand_after_guard_pays_overhead_and_pro_rata_final_hour() -> None:
+    w = Workload(hours=3.5, deadline_hours=10, nodes=2, restart_overhead=0.25)
+    plan = Plan(fallback=(Fallback(OD),), guard_margin_hours=1.0)
+    r = replay(w, plan, paths([[9.0] * 10, [2.0] * 10]))
+    # guard fires at t=6 (3.75 >= 4 - 1); runs 0.75 + 1 + 1 + 0.75 hours of work at 2.0 x 2 nodes
+    assert r.finished and r.finish_hour == pytest.approx(9.75)
+    assert r.cost == pytest.approx(2.0 * 2 * 3.75)
+    assert r.hours_by_market == {OD: pytest.approx(3.75)}
+    late = replay(w, Plan(fallback=(Fallback(OD),), guard_margin_hours=0.0), paths([[9.0] * 10, [2.0] * 10]))
+    assert not late.finished and late.finish_hour is None  # the hourly guard fires too late with no margin
+
+
+def test_spike_preempts_and_loses_work_since_checkpoint() -> None:
+    w = Workload(hours=4, deadline_hours=20, checkpoint_every=2.0, restart_overhead=0.25)
+    mean = [0.5, 0.5, 0.5, 0.8, 0.5, 0.5, 0.5] + [0.5] * 13
+    peak = [0.5, 0.5, 0.5, 5.0, 0.5, 0.5, 0.5] + [0.5] * 13
+    plan = Plan(bids=(Bid(SPOT, 1.0),), fallback=(Fallback(OD),))
+    r = replay(w, plan, paths([mean, [3.0] * 20], [peak, [3.0] * 20]))
+    # 0.75 + 1 + 1 (checkpoint at 2, 0.75 unsaved) | spike: lose 0.75, wait | 0.75 + 1 + 0.25
+    assert r.preemptions == 1
+    assert r.finish_hour == pytest.approx(6.25)
+    assert r.cost == pytest.approx(0.5 * (1 + 1 + 1 + 1 + 1 + 0.25))
+    assert r.hours_by_market == {SPOT: pytest.approx(5.25)}
+    above = replay(w, Plan(bids=(Bid(SPOT, 6.0),)), paths([mean, [3.0] * 20], [peak, [3.0] * 20]))
+    assert above.preemptions == 0 and above.finish_hour == pytest.approx(4.25)
+    assert above.cost == pytest.approx(0.5 * 3 + 0.8 + 0.5 * 0.25)  # pays the market price, not the limit
+
+
+def test_guard_moves_voluntarily_without_losing_work() -> None:
+    w = Workload(hours=6, deadline_hours=8, checkpoint_every=10.0, restart_overhead=0.5)
+    plan = Plan(bids=(Bid(SPOT, 1.0),), fallback=(Fallback(OD),), guard_margin_hours=0.0)
+    # spot runs t=0 (0.5), t=1 (1): remaining 4.5; at t=2: 4.5 + 0.5 >= 6 -> no; t=3 waits? spot ok all along
+    r = replay(w, plan, paths([[0.5] * 8, [3.0] * 8], [[0.5, 0.5, 2.0, 2.0, 0.5, 0.5, 0.5, 0.5], [3.0] * 8]))
+    # t=2 spot above limit: preempted, lose 1.5 (no checkpoint yet) -> remaining 6, and 6.5 >= 6: guard at t=2
+    assert r.preemptions == 1
+    assert not r.finished  # 6 h of work + overhead from t=2 cannot fit in 6 h
+    kept = replay(w, Plan(bids=(Bid(SPOT, 1.0),), fallback=(Fallback(OD),), guard_margin_hours=0.0),
+                  paths([[0.5] * 8, [3.0] * 8]))
+    assert kept.finished and kept.preemptions == 0
+
+
+def test_stays_on_current_bid_while_eligible() -> None:
+    w = Workload(hours=3, deadline_hours=10, restart_overhead=0.25)
+    plan = Plan(bids=(Bid(SPOT, 1.0), Bid(SPOT2, 1.0)))
+    peak = [[2.0, 0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5, 0.5]]
+    r = replay(w, plan, paths([[0.4] * 10, [0.6] * 10], [p + [0.5] * 5 for p in peak], markets=(SPOT, SPOT2)))
+    assert r.hours_by_market == {SPOT2: pytest.approx(3.25)}  # started on SPOT2 at t=0 and stayed
+
+
+def test_gang_needs_capacity_for_every_node() -> None:
+    w = Workload(hours=2, deadline_hours=6, nodes=4, restart_overhead=0.0)
+    avail = [[3, 4, 4, 4, 4, 4], [np.nan] * 6]
+    r = replay(w, Plan(bids=(Bid(SPOT, 1.0),)), paths([[0.5] * 6, [3.0] * 6], avail=avail))
+    assert r.finish_hour == pytest.approx(3.0) and r.cost == pytest.approx(0.5 * 4 * 2)
+
+
+def test_reservation_charged_up_front_with_pause_and_return_credits() -> None:
+    w = Workload(hours=4, deadline_hours=12, nodes=2, restart_overhead=0.25, credit_value=0.5)
+    res = Reservation(market="mithril:us-central5-a:h100-80gb.sxm.8x:spot", tier="high", instances=3, start_hour=0,
+                      hours=10, unit_price=10.0, pause_credit=4.0, return_credit=5.0)
+    markets = (SPOT, OD, res.market)
+    r = replay(w, Plan(reservation=res, fallback=(Fallback(OD),)), paths([[1.0] * 12] * 3, markets=markets))
+    # runs 0.75 + 1 + 1 + 1 + 0.25: done at 4.25 after 5 reserved hours; returns hours 5..9 of 3 instances
+    assert r.finish_hour == pytest.approx(4.25)
+    assert r.credits == pytest.approx(0.5 * (4.0 * 1 * 5 + 5.0 * 3 * 5))
+    assert r.cost == pytest.approx(300 - 47.5)
+    assert r.market_cost == 0.0
+    with pytest.raises(PlanError, match="gang of 4"):
+        replay(Workload(hours=4, deadline_hours=12, nodes=4), Plan(reservation=res), paths([[1.0] * 12] * 3,
+                                                                                          markets=markets))
+
+
+def test_checkpoint_every_zero_never_loses_work() -> None:
+    w = Workload(hours=3, deadline_hours=20, checkpoint_every=0.0, restart_overhead=0.0)
+    peak = [0.5, 0.5, 5.0, 0.5, 0.5, 0.5] + [0.5] * 14
+    r = replay(w, Plan(bids=(Bid(SPOT, 1.0),)), paths([[0.5] * 20, [3.0] * 20], [peak, [3.0] * 20]))
+    assert r.preemptions == 1 and r.finish_hour == pytest.approx(4.0)
+
+
+def test_bad_fields_are_named() -> None:
+    with pytest.raises(PlanError, match=r"workload.hours: must be a number > 0 \(got -3\)"):
+        Workload(hours=-3, deadline_hours=10)
+    with pytest.raises(PlanError, match="bid.market"):
+        Bid("not-a-market", 1.0)
+    with pytest.raises(PlanError, match=r"limit_price: must be > 0"):
+        Bid(SPOT, 0)
+    with pytest.raises(PlanError, match=r"reservation.hours: must be 3..336"):
+        Reservation(SPOT, "high", 1, 0, 400, 1, 0, 0)
+
+
+def test_documents_round_trip_json_and_yaml(tmp_path: Path) -> None:
+    w = Workload(hours=48, deadline_hours=96, markets=(SPOT,))
+    plan = Plan(bids=(Bid(SPOT, 0.65),), fallback=(Fallback(OD),), guard_margin_hours=4.0)
+    for name in ("p.json", "p.yaml"):
+        save_document(tmp_path / name, plan, w)
+        assert load_document(tmp_path / name) == (w, plan)
+    (tmp_path / "bad.json").write_text(json.dumps({"plan": {"bids": [{"market": SPOT, "limit": 1}]}}))
+    with pytest.raises(PlanError, match=r"bad.json: plan.bids\[0\]: unknown field\(s\) limit"):
+        load_document(tmp_path / "bad.json")
+
+
+# ---- the vectorized form agrees with the reference, path by path ----
+
+MARKETS3 = (SPOT, SPOT2, OD)
+
+
+@st.composite
+def cases(draw):
+    hours = draw(st.integers(8, 30))
+    n = draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    mean = rng.uniform(0.1, 2.0, (n, 3, hours))
+    peak = mean * rng.choice([1.0, 1.0, 3.0], (n, 3, hours))
+    avail = rng.choice([np.nan, 0, 1, 2, 4], (n, 3, hours))
+    avail[:, 2, :] = np.where(rng.random((n, hours)) < 0.1, 0, np.nan)
+    p = MarketPaths(MARKETS3, mean, peak, avail)
+    w = Workload(hours=draw(st.sampled_from([1.0, 2.5, 4.0, 7.25, 12.0])), deadline_hours=hours,
+                 nodes=draw(st.integers(1, 3)), checkpoint_every=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
+                 restart_overhead=draw(st.sampled_from([0.0, 0.25, 0.5])), credit_value=0.7)
+    bids = tuple(Bid(m, draw(st.sampled_from([0.3, 0.8, 1.5, 9.0]))) for m in draw(
+        st.lists(st.sampled_from([SPOT, SPOT2]), unique=True, max_size=2)))
+    fallback = tuple(Fallback(m) for m in draw(st.lists(st.sampled_from(list(MARKETS3)), unique=True, max_size=2)))
+    res = None
+    if draw(st.booleans()):
+        res = Reservation(OD, "low", draw(st.integers(w.nodes, 4)), draw(st.integers(0, 6)), draw(st.integers(3, 8)),
+                          5.0, 1.0, 2.0)
+    return w, Plan(bids, res, fallback, draw(st.sampled_from([0.0, 1.0, 2.5]))), p
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_batch_agrees_with_reference(case) -> None:
+    w, plan, p = case
+    batch = replay_batch(w, plan, p)
+    for s in range(p.n_scenarios):
+        ref = replay(w, plan, p, s)
+        assert batch.cost[s] == pytest.approx(ref.cost, abs=1e-9)
+        assert bool(batch.finished[s]) == ref.finished
+        assert batch.preemptions[s] == ref.preemptions
+        assert batch.remaining_hours[s] == pytest.approx(ref.remaining_hours, abs=1e-9)
+        if ref.finished:
+            assert batch.finish_hour[s] == pytest.approx(ref.finish_hour)
+        else:
+            assert math.isnan(batch.finish_hour[s])
+        assert {k: v for k, v in zip(batch.labels, batch.hours[s], strict=True) if v} == pytest.approx(
+            ref.hours_by_market)
+
+
+# ---- properties ----
+
+@settings(max_examples=150, deadline=None)
+@given(cases(), st.floats(1.0, 5.0))
+def test_raising_every_limit_never_lowers_hours_obtained(case, factor: float) -> None:
+    w, plan, p = case
+    w = Workload(hours=1000.0, deadline_hours=w.deadline_hours, nodes=w.nodes, checkpoint_every=w.checkpoint_every,
+                 restart_overhead=w.restart_overhead)
+    low = Plan(bids=plan.bids)
+    high = Plan(bids=tuple(Bid(b.market, b.limit_price * factor) for b in plan.bids))
+    lo, hi = replay_batch(w, low, p), replay_batch(w, high, p)
+    assert np.all(hi.hours.sum(axis=1) >= lo.hours.sum(axis=1) - 1e-9)
+    if len(plan.bids) == 1:  # on one market the work done is monotone too
+        assert np.all(hi.remaining_hours <= lo.remaining_hours + 1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases())
+def test_guard_covering_overhead_and_checkpoint_never_misses_with_on_demand(case) -> None:
+    w, plan, p = case
+    od_always = MarketPaths(p.markets, p.mean, p.peak, np.where(np.arange(3)[None, :, None] == 2, np.nan, p.avail))
+    if w.hours + w.restart_overhead > w.deadline_hours:
+        return
+    margin = 1.0 + w.checkpoint_every
+    safe = Plan(bids=plan.bids, fallback=(Fallback(OD),), guard_margin_hours=margin)
+    assert replay_batch(w, safe, od_always).finished.all()
