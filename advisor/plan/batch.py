@@ -74,8 +74,8 @@ def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchRes
     guard = np.zeros(n, dtype=bool)
     cost = np.zeros(n)
     pre = np.zeros(n, dtype=int)
-    hours = np.zeros((n, len(labels)))
-    res_steps = np.zeros(n, dtype=int)
+    chosen = np.full((deadline, n), -1)
+    used_by_hour = np.zeros((deadline, n))
     finish = np.full(n, np.nan)
     rows = np.arange(n)
 
@@ -111,8 +111,7 @@ def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchRes
         on_market = run & (choice < n_mkt)
         step_price = price[t][rows, np.minimum(np.maximum(choice, 0), max(n_mkt - 1, 0))] if n_mkt else np.zeros(n)
         cost += np.where(on_market, step_price * used, 0.0)
-        np.add.at(hours, (rows[run], column[choice[run]]), used[run])
-        res_steps += run & (choice == reserved)
+        chosen[t], used_by_hour[t] = choice, np.where(run, used, 0.0)
         rem = np.where(run, rem - work, rem)
         since = np.where(run, since + work, since)
         since = np.zeros(n) if every <= 0 else since - every * np.floor((since + EPS) / every)
@@ -121,6 +120,10 @@ def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchRes
         cur = np.where(active, choice, cur)
 
     finished = rem <= EPS
+    ran = chosen >= 0
+    cells = np.broadcast_to(rows, chosen.shape)[ran] * len(labels) + column[chosen[ran]]
+    hours = np.bincount(cells, weights=used_by_hour[ran], minlength=n * len(labels)).reshape(n, len(labels))
+    res_steps = (chosen == reserved).sum(axis=0)
     res_cost, credits = reservation_charges(res, workload, res_steps, finish)
     res_cost = np.broadcast_to(np.asarray(res_cost, dtype=float), (n,)).copy()
     credits = np.broadcast_to(np.asarray(credits, dtype=float), (n,)).copy()
