@@ -106,6 +106,8 @@ class Ledger:
 
     def step(self, t: int, choice: Slot | None) -> None:
         """Run hour t on `choice` (None: wait), after settling a preemption or a voluntary move."""
+        if choice is not None and not self.usable(choice, t):
+            raise ValueError(f"hour {t}: {choice.label} cannot run (above its limit or no capacity)")
         current = self.current
         preempted = current is not None and not self.usable(current, t)
         if preempted:
