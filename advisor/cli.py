@@ -84,6 +84,19 @@ def print_table(frame: pd.DataFrame, title: str | None = None) -> None:
     Console().print(table)
 
 
+def parse_price_flag(text: str | None) -> float | dict[str, float] | None:
+    """`--price 0.92` or `--price TYPE=PRICE,TYPE=PRICE`."""
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+        return {k.strip(): float(v) for k, v in pairs}
+    except ValueError:
+        raise ValueError(f"--price {text!r}: give a number or TYPE=PRICE pairs, e.g. p3.2xlarge=0.92") from None
+
+
 def open_store(db: str | None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Connect to the chosen database."""
     return store.connect(resolve_db(db), read_only=read_only)
@@ -94,7 +107,8 @@ def open_store(db: str | None, read_only: bool = True) -> duckdb.DuckDBPyConnect
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files to load (all or nothing).")],
     fmt: Annotated[str | None, typer.Option("--format", help=f"Override detection: {'|'.join(store.FORMATS)}.")] = None,
-    price: Annotated[float | None, typer.Option("--price", help="Price for spot rows with availability only.")] = None,
+    price: Annotated[str | None, typer.Option(
+        "--price", help="Price of spot rows with availability only: 0.92, or per type p3.2xlarge=0.92,...")] = None,
     provider: Annotated[str | None, typer.Option("--provider", help="Cloud of a SkyPilot vms.csv.")] = None,
     at: Annotated[str | None, typer.Option("--at", help="Snapshot time of a SkyPilot vms.csv.")] = None,
     db: DbOpt = None,
@@ -105,7 +119,7 @@ def ingest(
         raise ValueError(f"--format {fmt!r}: one of {', '.join(store.FORMATS)}")
     if at:
         parse_ts(at)
-    opts = store.StageOptions(price=price, provider=provider, at=at)
+    opts = store.StageOptions(price=parse_price_flag(price), provider=provider, at=at)
     with open_store(db, read_only=False) as con, \
             Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
         task = progress.add_task("ingesting", total=len(paths))
@@ -177,6 +191,99 @@ def demo(
         emit_json({"files": [str(f) for f in files], "db": str(path)})
     else:
         typer.echo(f"wrote {', '.join(str(f) for f in files)}; database {path}")
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give comma-separated numbers, e.g. 24,48,96") from None
+
+
+@app.command("replay")
+@cli_errors
+def replay_cmd(
+    document: Annotated[Path, typer.Argument(help="A plan, or a report holding workload and plan (JSON/YAML).")],
+    start: Annotated[str, typer.Option("--start", help="When the plan starts (ISO-8601 UTC).")],
+    workload_file: Annotated[Path | None, typer.Option("--workload", help="Workload file when the plan has none.")]
+    = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay a plan on recorded history. Example: advisor replay report.json --start 2026-04-01T00:00:00Z --json"""
+    from advisor.plan import load_document, load_history, replay
+
+    workload, plan = load_document(document)
+    if workload_file is not None:
+        workload, _ = load_document(workload_file) if workload_file.suffix == ".json" else (None, None)
+        if workload is None:
+            import yaml
+
+            from advisor.plan import workload_from_dict
+            workload = workload_from_dict(yaml.safe_load(workload_file.read_text()))
+    if workload is None:
+        raise ValueError(f"{document} holds no workload. To fix: pass --workload FILE")
+    with open_store(db) as con:
+        paths = load_history(con, plan.markets(), parse_ts(start), workload.horizon)
+    result = replay(workload, plan, paths)
+    out = {k: v for k, v in result.to_dict().items()
+           if k in ("cost", "finished", "finish_hour", "hours_by_market", "preemptions")}
+    if as_json:
+        emit_json(out)
+    else:
+        for key, value in out.items():
+            typer.echo(f"{key:16s} {value}")
+
+
+@app.command()
+@cli_errors
+def backtest(
+    instance_type: Annotated[str | None, typer.Option("--instance-type", help="Markets of this type.")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Markets with this GPU.")] = None,
+    markets: Annotated[str | None, typer.Option("--markets", help="Comma-separated market keys, in order.")] = None,
+    hours: Annotated[str, typer.Option("--hours", help="Work hours to sweep.")] = "24,48,96",
+    slack: Annotated[str, typer.Option("--slack", help="Deadline / work ratios to sweep.")] = "1.25,2,4",
+    nodes: Annotated[str, typer.Option("--nodes", help="Gang sizes to sweep.")] = "1",
+    every: Annotated[str, typer.Option("--every", help="Time between starts.")] = "3d",
+    warmup: Annotated[str, typer.Option("--warmup", help="History before the first start.")] = "28d",
+    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated strategies.")] =
+    "on_demand,greedy,uniform_progress,docs_rule",
+    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every")] = 1.0,
+    restart_overhead: Annotated[float, typer.Option("--restart-overhead")] = 0.25,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the per-run rows as CSV.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare strategies with the hindsight optimum on history. Example: advisor backtest --instance-type g2.2xlarge"""
+    from advisor.backtest import Grid, run_backtest, start_times, starts_with_data, summarize, universe_from_store
+    from advisor.plan import load_history
+    from advisor.units import parse_duration_hours
+
+    grid = Grid(hours=_floats(hours, "--hours"), slack=_floats(slack, "--slack"),
+                nodes=tuple(int(n) for n in _floats(nodes, "--nodes")), checkpoint_every=checkpoint_every,
+                restart_overhead=restart_overhead)
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    with open_store(db) as con:
+        universe = universe_from_store(con, instance_type, gpu, markets.split(",") if markets else None)
+        first, last = store.coverage(con, list(universe.spot))
+        longest = max(w.horizon for _, w in grid.workloads())
+        starts = start_times(first, last, parse_duration_hours(every), parse_duration_hours(warmup), longest)
+        starts = starts_with_data(con, universe, starts, longest)
+        if not starts:
+            raise ValueError(f"history {first} .. {last} is too short for --warmup {warmup} plus a {longest}-h "
+                             f"deadline. To fix: shorten --warmup or the grid")
+        span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
+        history = load_history(con, list(universe.spot + universe.on_demand), starts[0], span)
+    total = len(starts) * len(grid.workloads())
+    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+        task = progress.add_task("backtest", total=total)
+        rows = run_backtest(history, universe, grid, starts, names, on_step=lambda: progress.advance(task))
+    if csv_out:
+        rows.to_csv(csv_out, index=False)
+    if as_json:
+        emit_json(frame_records(rows))
+        return
+    print_table(summarize(rows), title=f"{len(starts)} starts x {len(grid.workloads())} workloads, cost / hindsight")
 
 
 def main() -> None:

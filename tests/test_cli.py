@@ -76,3 +76,58 @@ def test_bad_input_is_one_line_and_non_zero(args: list[str], code: int, text: st
     assert result.exit_code == code
     assert text in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _two_market_db(tmp_path: Path) -> str:
+    db = str(tmp_path / "x.duckdb")
+    rows = [spot_row(f"2015-04-01T{h:02d}:00:00Z", 0.5 if h % 5 else 4.0) for h in range(24)]
+    rows.append(["2015-04-01T00:00:00Z", "aws", "us-east-1", "us-east-1a", "g2.2xlarge", "K520", 1, "on_demand",
+                 2.0, ""])
+    run("ingest", str(write_normalized(tmp_path / "p.csv", rows)), "--db", db)
+    return db
+
+
+def test_replay_command_on_history(tmp_path: Path) -> None:
+    db = _two_market_db(tmp_path)
+    plan = {"workload": {"hours": 3, "deadline_hours": 12, "restart_overhead": 0.25, "checkpoint_every": 1.0},
+            "plan": {"bids": [{"market": "aws:us-east-1a:g2.2xlarge:spot", "limit_price": 1.0}],
+                     "fallback": [{"market": "aws:us-east-1a:g2.2xlarge:on_demand"}], "guard_margin_hours": 2.0}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    result = run("replay", str(tmp_path / "plan.json"), "--start", "2015-04-01T01:00:00Z", "--db", db, "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    # hours 1-4 at 0.5 (0.75 + 1 + 1 + 0.25 of work): finishes at 3.25
+    assert out == {"cost": pytest.approx(0.5 * 3.25), "finished": True, "finish_hour": pytest.approx(3.25),
+                   "hours_by_market": {"aws:us-east-1a:g2.2xlarge:spot": pytest.approx(3.25)}, "preemptions": 0}
+    del plan["workload"]
+    (tmp_path / "bare.json").write_text(json.dumps(plan))
+    missing = run("replay", str(tmp_path / "bare.json"), "--start", "2015-04-01T01:00:00Z", "--db", db)
+    assert missing.exit_code == 2 and "--workload" in missing.stderr
+
+
+def test_backtest_json_rows_never_beat_hindsight(tmp_path: Path) -> None:
+    db = _two_market_db(tmp_path)
+    result = run("backtest", "--db", db, "--instance-type", "g2.2xlarge", "--hours", "2,4", "--slack", "1.5,3",
+                 "--every", "2h", "--warmup", "0h", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["strategy"] for r in rows} == {"on_demand", "greedy", "uniform_progress", "docs_rule"}
+    assert all(r["ratio"] >= 1 - 1e-9 for r in rows if r["finished"])
+    assert {r["hours"] for r in rows} == {2.0, 4.0}
+
+
+def test_backtest_skips_windows_without_records(tmp_path: Path) -> None:
+    from advisor import store
+    from advisor.backtest import Universe, starts_with_data
+
+    con = store.connect(tmp_path / "g.duckdb")
+    rows = [spot_row(f"2015-04-0{d}T{h:02d}:00:00Z", 0.5) for d in (1, 2) for h in range(24)]
+    rows += [spot_row(f"2015-04-2{d}T{h:02d}:00:00Z", 0.5) for d in (1, 2) for h in range(24)]
+    store.ingest_files(con, [write_normalized(tmp_path / "gap.csv", rows)])
+    u = Universe(spot=("aws:us-east-1a:g2.2xlarge:spot",), on_demand=())
+    import pandas as pd
+
+    starts = list(pd.date_range("2015-04-01", "2015-04-22", freq="D"))
+    assert starts_with_data(con, u, starts, 24) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-02"),
+                                                    pd.Timestamp("2015-04-21"), pd.Timestamp("2015-04-22")]
+    assert starts_with_data(con, u, starts, 48) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-21")]

@@ -257,3 +257,13 @@ def test_fast_and_exact_paths_store_the_same_rows(tmp_path: Path) -> None:
         con.close()
     pd.testing.assert_frame_equal(dumps[0], dumps[1])
     assert len(dumps[0]) > 10_000
+
+
+def test_price_flag_per_instance_type(con, tmp_path: Path) -> None:
+    rows = [spot_row("2023-08-27T00:00:00Z", "", 1, itype="p3.2xlarge"),
+            spot_row("2023-08-27T00:00:00Z", "", 1, itype="p2.xlarge"),
+            spot_row("2023-08-27T00:00:00Z", "", 1, itype="p3.16xlarge")]
+    path = write_normalized(tmp_path / "a.csv", rows)
+    store.ingest_files(con, [path], opts=store.StageOptions(price={"p3.2xlarge": 0.92, "p2.xlarge": 0.27}))
+    got = con.execute("SELECT instance_type, price FROM prices JOIN markets USING (market_id) ORDER BY 1").fetchall()
+    assert got == [("p2.xlarge", 0.27), ("p3.16xlarge", None), ("p3.2xlarge", 0.92)]

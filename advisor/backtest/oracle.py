@@ -39,6 +39,13 @@ def hindsight_cost(workload: Workload, paths: MarketPaths, markets: list[str], s
     r = np.arange(units + 1)
     value = np.full((n_m + 1, units + 1), np.inf)  # rows: markets, then "none"
     value[:, 0] = 0.0
+    with np.errstate(invalid="ignore"):  # inf x 0 for unusable markets at r = 0; reset to 0 below
+        return _solve(value, ok, price, units, restart_units, full, partial, k, n_m, deadline, r)
+
+
+def _solve(value: np.ndarray, ok: np.ndarray, price: np.ndarray, units: int, restart_units: int, full: int,
+           partial: int, k: int, n_m: int, deadline: int, r: np.ndarray) -> float:
+    """Backward induction over the hours; `value[c, r]` is the cost to finish r units from market c (or none)."""
     for t in range(deadline - 1, -1, -1):
         p = np.where(ok[:, t], price[:, t], np.inf)[:, None]
         same = np.where(r <= full, p * r / k, p + value[:n_m, np.maximum(r - full, 0)])

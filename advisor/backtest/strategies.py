@@ -2,7 +2,7 @@
 
 - `on_demand`: the cheapest on-demand market from the first hour.
 - `greedy`: spot whenever any spot market has capacity (limit = 10x the cheapest on-demand price, i.e. any sane
-  price), on-demand once the slack is gone.
+  price; markets tried cheapest first at the start), on-demand once the slack is gone.
 - `docs_rule`: Mithril's advice, limit = your next best alternative (the cheapest on-demand price), on the first
   listed spot market, on-demand once the slack is gone.
 - `uniform_progress`: "Can't Be Late" (Wu et al., NSDI '24), single region, with its rules: Safety Net (on-demand
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from advisor.plan import Bid, Fallback, Ledger, MarketPaths, Plan, ReplayResult, Slot, Workload, replay
 
@@ -53,7 +55,8 @@ def on_demand_plan(workload: Workload, universe: Universe, paths: MarketPaths) -
 
 def greedy_plan(workload: Workload, universe: Universe, paths: MarketPaths) -> Plan:
     market, price = cheapest_on_demand(universe, paths)
-    bids = tuple(Bid(m, 10 * price) for m in universe.spot)
+    by_price = sorted(universe.spot, key=lambda m: np.nan_to_num(paths.mean[0, paths.index(m), 0], nan=np.inf))
+    bids = tuple(Bid(m, 10 * price) for m in by_price)
     return Plan(bids=bids, fallback=(Fallback(market),), guard_margin_hours=safe_margin(workload))
 
 

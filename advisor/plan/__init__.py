@@ -1,7 +1,7 @@
 """Workload and plan types, hourly market paths, and the replay engine that gives a plan its meaning."""
 
 from advisor.plan.batch import BatchResult, replay_batch
-from advisor.plan.paths import MarketPaths, paths_from_hourly
+from advisor.plan.paths import MarketPaths, load_history, paths_from_hourly
 from advisor.plan.replay import Ledger, ReplayResult, Slot, replay, reservation_charges
 from advisor.plan.types import (
     Bid,
@@ -11,6 +11,7 @@ from advisor.plan.types import (
     Reservation,
     Workload,
     load_document,
+    load_workload,
     plan_from_dict,
     save_document,
     to_dict,
@@ -18,5 +19,6 @@ from advisor.plan.types import (
 )
 
 __all__ = ["BatchResult", "Bid", "Fallback", "Ledger", "MarketPaths", "Plan", "PlanError", "ReplayResult",
-           "Reservation", "Slot", "Workload", "load_document", "paths_from_hourly", "plan_from_dict", "replay",
-           "replay_batch", "reservation_charges", "save_document", "to_dict", "workload_from_dict"]
+           "Reservation", "Slot", "Workload", "load_document", "load_history", "load_workload", "paths_from_hourly",
+           "plan_from_dict", "replay", "replay_batch", "reservation_charges", "save_document", "to_dict",
+           "workload_from_dict"]

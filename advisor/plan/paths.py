@@ -75,3 +75,12 @@ def paths_from_hourly(frame: pd.DataFrame, markets: list[str]) -> MarketPaths:
 
     return MarketPaths(tuple(markets), grid("mean_price"), grid("max_price"), grid("min_available"),
                        hours[0] if len(hours) else None)
+
+
+def load_history(con, markets: list[str], start: pd.Timestamp, hours: int) -> MarketPaths:
+    """Recorded history of `markets` for `hours` hours from `start` (hour-aligned), as one path."""
+    from advisor.store import hourly
+
+    start = pd.Timestamp(start).floor("h")
+    frame = hourly(con, markets, start, start + pd.Timedelta(hours=hours))
+    return paths_from_hourly(frame, markets)

@@ -213,20 +213,35 @@ def to_dict(obj: Workload | Plan) -> dict:
     return json.loads(json.dumps(asdict(obj)))
 
 
-def load_document(path: str | Path) -> tuple[Workload | None, Plan]:
-    """Read a plan, or a report/document holding `workload` and `plan`, from JSON or YAML."""
-    path = Path(path)
+def _read_mapping(path: Path) -> dict:
     try:
         text = path.read_text()
     except OSError as exc:
         raise AdvisorError(f"{path}: cannot read: {exc.strerror}") from None
+    as_yaml = path.suffix.lower() in (".yaml", ".yml")
     try:
-        doc = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+        doc = yaml.safe_load(text) if as_yaml else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise AdvisorError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: "
-                           f"{str(exc).splitlines()[0]}") from None
+        raise AdvisorError(f"{path}: not valid {'YAML' if as_yaml else 'JSON'}: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict):
-        raise AdvisorError(f"{path}: expected a mapping with a plan")
+        raise AdvisorError(f"{path}: expected a mapping")
+    return doc
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Read a workload from JSON or YAML: the workload's own fields, or a document with a `workload` key."""
+    path = Path(path)
+    doc = _read_mapping(path)
+    try:
+        return workload_from_dict(doc.get("workload", doc))
+    except PlanError as exc:
+        raise PlanError(f"{path}: {exc}") from None
+
+
+def load_document(path: str | Path) -> tuple[Workload | None, Plan]:
+    """Read a plan, or a report/document holding `workload` and `plan`, from JSON or YAML."""
+    path = Path(path)
+    doc = _read_mapping(path)
     try:
         if "plan" in doc:
             workload = workload_from_dict(doc["workload"]) if doc.get("workload") else None
@@ -249,5 +264,5 @@ def save_document(path: str | Path, plan: Plan, workload: Workload | None = None
     tmp.replace(path)
 
 
-__all__ = ["Bid", "Fallback", "Plan", "PlanError", "Reservation", "Workload", "load_document",
+__all__ = ["Bid", "Fallback", "Plan", "PlanError", "Reservation", "Workload", "load_document", "load_workload",
            "plan_from_dict", "save_document", "to_dict", "workload_from_dict"]

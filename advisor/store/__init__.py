@@ -12,11 +12,12 @@ from advisor.store.queries import (
     market_ids,
     offers,
     raw_prices,
+    record_counts,
 )
 from advisor.store.schema import connect
 
 __all__ = [
     "FORMATS", "KINDS", "IngestResult", "MarketKey", "StageOptions", "connect", "coverage", "detect_format",
     "eligible", "hourly", "hourly_view", "infer_gpu", "ingest_files", "list_markets", "market_ids", "offers",
-    "raw_prices",
+    "raw_prices", "record_counts",
 ]

@@ -44,7 +44,7 @@ OFFER_COLUMNS = ("provider", "location", "instance_type", "tier", "unit_price", 
 class StageOptions:
     """Per-ingest options some formats need: a price for priceless spot rows, a catalog's provider and time."""
 
-    price: float | None = None
+    price: float | dict[str, float] | None = None  # one price, or one per instance type
     provider: str | None = None
     at: str | None = None
     product: str = "Linux/UNIX"

@@ -55,12 +55,23 @@ def _number_checks(col: str, name: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def _price_checks(fill_price: float | None) -> list[tuple[str, str, str]]:
+Fill = float | dict[str, float] | None
+
+
+def _fill_sql(fill: Fill) -> str:
+    """SQL for the price a priceless spot row takes from `--price` (one price, or one per instance type)."""
+    if fill is None:
+        return "NULL::DOUBLE"
+    if isinstance(fill, dict):
+        cases = " ".join(f"WHEN '{k.replace(chr(39), chr(39) * 2)}' THEN {float(v)!r}" for k, v in fill.items())
+        return f"(CASE trim(instance_type) {cases} END)::DOUBLE"
+    return repr(float(fill))
+
+
+def _price_checks(fill_price: Fill) -> list[tuple[str, str, str]]:
     kinds = ", ".join(f"'{k}'" for k in KINDS)
-    priceless_ok = "kind = 'spot' AND NOT " + _blank("available")
+    priceless_ok = f"kind = 'spot' AND (NOT {_blank('available')} OR {_fill_sql(fill_price)} IS NOT NULL)"
     missing_price = f"{_blank('price')} AND NOT ({priceless_ok})"
-    if fill_price is not None:
-        missing_price = f"{_blank('price')} AND kind <> 'spot'"
     ts = "TRY_CAST(ts AS TIMESTAMPTZ)"
     return [
         ("provider", _blank("provider"), "missing"),
@@ -102,8 +113,8 @@ def _raise_bad(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, table: str,
     raise InputError(str(path), _where(line, rec), name, value, reason)
 
 
-def _type_stage(con: duckdb.DuckDBPyConnection, fill_price: float | None) -> None:
-    fill = "NULL" if fill_price is None else repr(float(fill_price))
+def _type_stage(con: duckdb.DuckDBPyConnection, fill_price: Fill) -> None:
+    fill = _fill_sql(fill_price)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE typed AS
         SELECT rowid AS ord, line, rec, trim(provider) AS provider, trim(region) AS region,
@@ -211,12 +222,12 @@ class _NeedExactPath(Exception):
     """The fast path met something it cannot explain; the exact (text) path will name it."""
 
 
-def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_price: float | None) -> None:
+def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_price: Fill) -> None:
     """Typed single-pass load of the normalized schema for well-formed files; raises _NeedExactPath otherwise.
 
     Rows carry a hash of their raw key columns; trimming and naming happen once per distinct key (`fast_keys`).
     """
-    fill = "NULL" if fill_price is None else repr(float(fill_price))
+    fill = _fill_sql(fill_price)
     types = "{'ts': 'TIMESTAMPTZ', 'price_usd_per_hour': 'DOUBLE', 'available': 'DOUBLE', 'gpu_count': 'DOUBLE'}"
     reader = (f"read_parquet({formats._q(path)})" if fmt == "parquet"
               else f"read_csv({formats._q(path)}, header=true, types={types})")
@@ -234,7 +245,7 @@ def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_
                        available::DOUBLE AS available
                 FROM {reader}
             )
-            SELECT * FROM r WHERE CASE WHEN {_fast_checks(fill_price)} THEN error('bad row') ELSE true END""")
+            SELECT * FROM r WHERE CASE WHEN {_fast_checks()} THEN error('bad row') ELSE true END""")
     except duckdb.Error as exc:  # a cast failed or a check raised: the exact path names the row
         raise _NeedExactPath from exc
     same = " AND ".join(f"min({c}) IS NOT DISTINCT FROM max({c})"
@@ -262,12 +273,11 @@ def _fast_normalized(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, fill_
         raise _NeedExactPath  # a missing key field (or a 64-bit hash collision): the exact path names it
 
 
-def _fast_checks(fill_price: float | None) -> str:
-    """Per-row checks on typed values (key fields are checked once per distinct key)."""
-    missing_price = ("price IS NULL AND kind <> 'spot'" if fill_price is not None
-                     else "price IS NULL AND NOT (kind = 'spot' AND available IS NOT NULL)")
+def _fast_checks() -> str:
+    """Per-row checks on typed values (key fields are checked once per distinct key; prices already filled)."""
     return " OR ".join([
-        "ts IS NULL", "isnan(price) OR isinf(price) OR price < 0", missing_price,
+        "ts IS NULL", "isnan(price) OR isinf(price) OR price < 0",
+        "price IS NULL AND NOT (kind = 'spot' AND available IS NOT NULL)",
         "available < 0 OR isinf(available) OR available <> floor(available)", "gpus < 0 OR isinf(gpus)",
     ])
 

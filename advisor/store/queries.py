@@ -132,6 +132,17 @@ def eligible(frame: pd.DataFrame, limit: float, nodes: int = 1) -> np.ndarray:
     return (price_ok & capacity_ok & (frame["coverage"] >= 1.0 - 1e-9)).to_numpy()
 
 
+def record_counts(con: duckdb.DuckDBPyConnection, markets: list[str], start: datetime, end: datetime) -> pd.DataFrame:
+    """Records per market and hour in [start, end) (hours with none are absent): where a series has real data."""
+    ids = market_ids(con, markets)
+    frame = con.execute("""
+        SELECT market, date_trunc('hour', ts) AS hour, count(*) AS records
+        FROM prices JOIN markets USING (market_id)
+        WHERE market_id IN (SELECT unnest(?)) AND ts >= ? AND ts < ? GROUP BY ALL ORDER BY ALL
+    """, [list(ids.values()), start, end]).df()
+    return frame
+
+
 def offers(con: duckdb.DuckDBPyConnection, provider: str | None = None) -> pd.DataFrame:
     """Reservation offers, newest quote first per (provider, location, instance_type, tier)."""
     return con.execute("""

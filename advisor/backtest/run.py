@@ -1,0 +1,97 @@
+"""Rolling-origin backtest: many start times x a grid of workloads x strategies, each replayed on recorded
+history and compared with the hindsight optimum on the same window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from advisor.backtest.oracle import hindsight_cost
+from advisor.backtest.strategies import PLAN_STRATEGIES, Universe, cheapest_on_demand, uniform_progress
+from advisor.plan import MarketPaths, Plan, ReplayResult, Workload, replay
+
+STRATEGIES = ("on_demand", "greedy", "uniform_progress", "docs_rule")
+
+# A strategy that sees only the past: given the workload, its universe and the start time, return a plan.
+PlanFn = Callable[[Workload, Universe, pd.Timestamp], Plan]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The workloads a backtest sweeps: work hours x deadline slack (deadline = hours x slack) x gang size."""
+
+    hours: tuple[float, ...]
+    slack: tuple[float, ...]
+    nodes: tuple[int, ...] = (1,)
+    checkpoint_every: float = 1.0
+    restart_overhead: float = 0.25
+
+    def workloads(self) -> list[tuple[float, Workload]]:
+        return [(s, Workload(hours=h, deadline_hours=float(np.floor(h * s)), nodes=n,
+                             checkpoint_every=self.checkpoint_every, restart_overhead=self.restart_overhead))
+                for h in self.hours for s in self.slack for n in self.nodes]
+
+
+def start_times(first: pd.Timestamp, last: pd.Timestamp, every_hours: float, warmup_hours: float,
+                longest_hours: float) -> list[pd.Timestamp]:
+    """Starts every `every_hours` after `warmup_hours` of history, leaving room for the longest deadline."""
+    begin = pd.Timestamp(first).ceil("h") + pd.Timedelta(hours=warmup_hours)
+    end = pd.Timestamp(last).floor("h") - pd.Timedelta(hours=longest_hours)
+    if end < begin:
+        return []
+    return list(pd.date_range(begin, end, freq=pd.Timedelta(hours=every_hours)))
+
+
+def _strategy_results(name: str, w: Workload, universe: Universe, window: MarketPaths,
+                      plan_fns: dict[str, PlanFn], start: pd.Timestamp) -> Iterable[tuple[str, ReplayResult]]:
+    if name == "uniform_progress":
+        od, _ = cheapest_on_demand(universe, window)
+        for spot in universe.spot:
+            label = name if len(universe.spot) == 1 else f"{name}@{spot.split(':')[1]}"
+            yield label, uniform_progress(w, spot, od, window)
+    elif name in PLAN_STRATEGIES:
+        yield name, replay(w, PLAN_STRATEGIES[name](w, universe, window), window)
+    elif name in plan_fns:
+        yield name, replay(w, plan_fns[name](w, universe, start), window)
+    else:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join([*STRATEGIES, *plan_fns])}")
+
+
+def run_backtest(history: MarketPaths, universe: Universe, grid: Grid, starts: list[pd.Timestamp],
+                 strategies: Iterable[str] = STRATEGIES, plan_fns: dict[str, PlanFn] | None = None,
+                 on_step: Callable[[], None] | None = None) -> pd.DataFrame:
+    """One row per (start, workload, strategy): cost, deadline met, preemptions, hindsight cost and the ratio.
+
+    `history` must start at or before the first start and cover the longest deadline after the last one.
+    """
+    plan_fns = plan_fns or {}
+    markets = list(universe.spot + universe.on_demand)
+    rows = []
+    for start in starts:
+        offset = int((start - history.start) / pd.Timedelta(hours=1))
+        for slack, base in grid.workloads():
+            w = replace(base, start=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            window = history.window(offset, w.horizon)
+            best = hindsight_cost(w, window, markets)
+            for name in strategies:
+                for label, r in _strategy_results(name, w, universe, window, plan_fns, start):
+                    rows.append({"start": start, "hours": w.hours, "slack": slack, "deadline_hours": w.deadline_hours,
+                                 "nodes": w.nodes, "strategy": label, "cost": r.cost, "finished": r.finished,
+                                 "finish_hour": r.finish_hour, "preemptions": r.preemptions, "hindsight_cost": best,
+                                 "ratio": r.cost / best if np.isfinite(best) and best > 0 else np.nan})
+            if on_step:
+                on_step()
+    return pd.DataFrame(rows)
+
+
+def summarize(rows: pd.DataFrame, by: tuple[str, ...] = ("strategy",)) -> pd.DataFrame:
+    """Per group: runs, mean and P90 cost ratio to the hindsight optimum, deadline-miss rate, mean cost."""
+    groups = rows.groupby(list(by), sort=False)
+    out = groups.agg(runs=("cost", "size"), mean_ratio=("ratio", "mean"),
+                     p90_ratio=("ratio", lambda r: float(np.nanquantile(r, 0.9)) if r.notna().any() else np.nan),
+                     miss_rate=("finished", lambda f: 1.0 - float(np.mean(f))), mean_cost=("cost", "mean"))
+    return out.reset_index()
