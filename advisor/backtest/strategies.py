@@ -1,8 +1,8 @@
 """The strategies the advisor is compared against, each costed by the replay engine.
 
 - `on_demand`: the cheapest on-demand market from the first hour.
-- `greedy`: spot whenever any spot market has capacity (limit = 10x the cheapest on-demand price, i.e. any sane
-  price; markets tried cheapest first at the start), on-demand once the slack is gone.
+- `greedy`: spot whenever any spot market is available, on-demand once the slack is gone; markets tried cheapest
+  first at the start.
 - `docs_rule`: Mithril's advice, limit = your next best alternative (the cheapest on-demand price), on the first
   listed spot market, on-demand once the slack is gone.
 - `uniform_progress`: "Can't Be Late" (Wu et al., NSDI '24), single region, with its rules: Safety Net (on-demand
@@ -10,6 +10,10 @@
   progress >= the uniform line at t + 2d), Taking Risks / Exploitation (spot whenever available, kept until
   preempted), Uniform Progress (idle and behind the line t x C0 / R0: on-demand to catch up), Thrifty (stop when
   done). It is not a plan, so it drives the same `Ledger` the plan replay uses.
+
+In a priced market, "spot is available" for Greedy and Uniform Progress means it has capacity at a price below the
+cheapest on-demand price (both policies assume spot is the cheaper option); on capacity-only traces the price
+never binds.
 
 "Slack gone" uses the smallest guard margin that provably never misses when on-demand is always there:
 1 hour (decisions are hourly) + `checkpoint_every` (the most a preemption can take back).
@@ -56,7 +60,7 @@ def on_demand_plan(workload: Workload, universe: Universe, paths: MarketPaths) -
 def greedy_plan(workload: Workload, universe: Universe, paths: MarketPaths) -> Plan:
     market, price = cheapest_on_demand(universe, paths)
     by_price = sorted(universe.spot, key=lambda m: np.nan_to_num(paths.mean[0, paths.index(m), 0], nan=np.inf))
-    bids = tuple(Bid(m, 10 * price) for m in by_price)
+    bids = tuple(Bid(m, price) for m in by_price)
     return Plan(bids=bids, fallback=(Fallback(market),), guard_margin_hours=safe_margin(workload))
 
 
@@ -72,7 +76,7 @@ PLAN_STRATEGIES = {"on_demand": on_demand_plan, "greedy": greedy_plan, "docs_rul
 def uniform_progress(workload: Workload, spot: str, on_demand: str, paths: MarketPaths,
                      scenario: int = 0) -> ReplayResult:
     """Replay Uniform Progress on one spot market with one on-demand market (see the module docstring)."""
-    limit = 10 * float(paths.mean[scenario, paths.index(on_demand), 0])
+    limit = float(paths.mean[scenario, paths.index(on_demand), 0])
     spot_slot = Slot("bid", spot, paths.index(spot), limit)
     od_slot = Slot("fallback", on_demand, paths.index(on_demand))
     job = Ledger(workload, paths, scenario)

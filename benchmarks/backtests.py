@@ -1,0 +1,93 @@
+"""The README's backtest tables, on the real public data in ../shared/data (never copied into the repo).
+
+Builds a temporary store, runs `advisor backtest`'s library calls for each dataset and prints Markdown tables of
+cost / hindsight optimum (mean, P90) and the deadline-miss rate per strategy.
+
+    python benchmarks/backtests.py [--strategies on_demand,greedy,uniform_progress,docs_rule,advisor]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from advisor import store
+from advisor.backtest import Grid, run_backtest, start_times, starts_with_data, summarize, universe_from_store
+from advisor.plan import load_history
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Public list prices at the time of the spot-availability traces (shared/data/README.md); spot at ~30% of them.
+LIST_PRICES = {"p3.2xlarge": 3.06, "p3.16xlarge": 24.48, "p2.xlarge": 0.90, "p2.8xlarge": 7.20}
+LIST_CSV = """ts,provider,region,zone,instance_type,gpu_type,gpu_count,market,price_usd_per_hour,available
+2022-10-01T00:00:00Z,aws,us-west-2,,p3.2xlarge,V100,1,on_demand,3.06,
+2022-10-01T00:00:00Z,aws,us-east-2,,p3.2xlarge,V100,1,on_demand,3.06,
+"""
+
+CASES = [
+    ("aws-spot-2015, g2.2xlarge", dict(instance_type="g2.2xlarge"), Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
+    ("aws-spot-2015, c3.xlarge", dict(instance_type="c3.xlarge"), Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
+    ("spot-availability 2022, p3.2xlarge, us-west-2a/2b", dict(markets=[
+        "aws:us-west-2a:p3.2xlarge:spot", "aws:us-west-2b:p3.2xlarge:spot", "aws:us-west-2:p3.2xlarge:on_demand"]),
+     Grid((24, 48, 96), (1.25, 2, 4)), "24h", "2d"),
+    ("spot-availability 2023, p3.2xlarge x 3 zones, gangs of 1/4/8", dict(markets=[
+        "aws:us-east-2b:p3.2xlarge:spot", "aws:us-west-2a:p3.2xlarge:spot", "aws:us-west-2c:p3.2xlarge:spot",
+        "aws:us-east-2:p3.2xlarge:on_demand", "aws:us-west-2:p3.2xlarge:on_demand"]),
+     Grid((12, 24, 48), (1.25, 2, 4), nodes=(1, 4, 8)), "24h", "1d"),
+    ("gcp-h100-2025, a3-highgpu-1g x 6 zones, gangs of 1/4/8", dict(instance_type="a3-highgpu-1g"),
+     Grid((12, 24, 48), (1.25, 2, 4), nodes=(1, 4, 8)), "12h", "1d"),
+]
+
+
+def build_store(path: Path) -> None:
+    con = store.connect(path)
+    store.ingest_files(con, [SHARED / "aws-spot-2015" / "us-east-1a.csv", SHARED / "gcp-h100-2025" / "dev-zones.csv"])
+    spot = {k: round(0.3 * v, 4) for k, v in LIST_PRICES.items()}
+    store.ingest_files(con, sorted((SHARED / "spot-availability").glob("*.csv")), opts=store.StageOptions(price=spot))
+    (path.parent / "list.csv").write_text(LIST_CSV)
+    store.ingest_files(con, [path.parent / "list.csv"])
+    con.close()
+
+
+def run_case(con, select: dict, grid: Grid, every: str, warmup: str, strategies: list[str]) -> pd.DataFrame:
+    from advisor.units import parse_duration_hours
+
+    universe = universe_from_store(con, **select)
+    first, last = store.coverage(con, list(universe.spot))
+    longest = max(w.horizon for _, w in grid.workloads())
+    starts = start_times(first, last, parse_duration_hours(every), parse_duration_hours(warmup), longest)
+    starts = starts_with_data(con, universe, starts, longest)
+    span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
+    history = load_history(con, list(universe.spot + universe.on_demand), starts[0], span)
+    plan_fns = {}
+    if "advisor" in strategies:
+        from advisor.optimize.backtest import advisor_plan_fn
+
+        plan_fns["advisor"] = advisor_plan_fn(con)
+    return run_backtest(history, universe, grid, starts, strategies, plan_fns), len(starts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strategies", default="on_demand,greedy,uniform_progress,docs_rule")
+    args = parser.parse_args()
+    strategies = args.strategies.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "real.duckdb"
+        build_store(db)
+        con = store.connect(db, read_only=True)
+        for title, select, grid, every, warmup in CASES:
+            rows, n_starts = run_case(con, select, grid, every, warmup, strategies)
+            table = summarize(rows)
+            print(f"\n**{title}** ({n_starts} starts every {every} after {warmup}; work {grid.hours} h, slack "
+                  f"{grid.slack}, nodes {grid.nodes})\n")
+            print("| strategy | runs | mean cost / hindsight | P90 | miss rate |")
+            print("|---|---:|---:|---:|---:|")
+            for r in table.itertuples():
+                print(f"| {r.strategy} | {r.runs} | {r.mean_ratio:.3f} | {r.p90_ratio:.3f} | {r.miss_rate:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
