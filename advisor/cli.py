@@ -286,6 +286,97 @@ def backtest(
     print_table(summarize(rows), title=f"{len(starts)} starts x {len(grid.workloads())} workloads, cost / hindsight")
 
 
+def _on_demand_price(con: duckdb.DuckDBPyConnection, market: str, history) -> float | None:
+    """The list price of the same provider's on-demand market for this instance type, if the store has one."""
+    key = store.MarketKey.parse(market)
+    frame = store.list_markets(con, kind="on_demand")
+    same = frame[(frame["provider"] == key.provider) & (frame["instance_type"] == key.instance_type)]
+    if same.empty:
+        return None
+    prices = store.raw_prices(con, same["market"].iloc[0])["price"].dropna()
+    return float(prices.iloc[-1]) if len(prices) else None
+
+
+def _forecast_evaluate(markets: str | None, lookback: float, horizon: float, every: float, db: str | None,
+                       as_json: bool) -> None:
+    import numpy as np
+
+    from advisor.forecast.evaluate import evaluate, summarize_evaluation
+    from advisor.plan import load_history
+
+    with open_store(db) as con:
+        names = markets.split(",") if markets else store.list_markets(con, kind="spot")["market"].tolist()
+        first, last = store.coverage(con, names)
+        start = pd.Timestamp(first).ceil("h")
+        history = load_history(con, names, start, int((pd.Timestamp(last) - start) / pd.Timedelta(hours=1)))
+        limits = {}
+        for m in names:
+            anchor = _on_demand_price(con, m, history) or float(np.nanmedian(history.mean[0, history.index(m)]))
+            limits[m] = [0.5 * anchor, anchor, 2 * anchor]
+    varying = [m for m in names if np.nanstd(history.mean[0, history.index(m)]) > 1e-9]
+    if not varying:
+        raise ValueError("no market with a moving price to evaluate")
+    origins = max(0, (history.hours - int(lookback) - int(horizon)) // int(every) + 1)
+    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+        task = progress.add_task("origins", total=origins)
+        rows = evaluate(history, {m: limits[m] for m in varying}, int(lookback), int(horizon), int(every),
+                        on_origin=lambda: progress.advance(task))
+    if rows.empty:
+        raise ValueError(f"history of {history.hours} h is too short for --lookback + --horizon")
+    table = summarize_evaluation(rows)
+    if as_json:
+        emit_json(frame_records(table))
+        return
+    cols = ["market", "method", "pinball_0.1", "pinball_0.5", "pinball_0.9", "coverage_80", "brier"]
+    print_table(table[cols], title=f"{rows['origin'].nunique()} origins, every {every:g} h, horizon {horizon:g} h")
+    overall = table.groupby("method", sort=False)[["pinball_mean", "coverage_80", "brier"]].mean().reset_index()
+    print_table(overall, title="mean over markets")
+
+
+@app.command()
+@cli_errors
+def forecast(
+    market: Annotated[str, typer.Argument(help="A market key, or `evaluate` for the rolling-origin evaluation.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Forecast origin; only data before it is used.")]
+    = None,
+    horizon: Annotated[str, typer.Option("--horizon", help="How far ahead, e.g. 7d.")] = "7d",
+    quantiles: Annotated[str, typer.Option("--quantiles", help="Comma-separated quantiles.")] = "0.1,0.5,0.9",
+    lookback: Annotated[str, typer.Option("--lookback", help="History the model is fitted on.")] = "28d",
+    markets: Annotated[str | None, typer.Option("--markets", help="evaluate: markets (default all spot).")] = None,
+    every: Annotated[str, typer.Option("--every", help="evaluate: time between origins.")] = "24h",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Price quantiles per future hour. Example: advisor forecast MARKET --as-of 2026-05-01T00:00:00Z --horizon 7d"""
+    from advisor.forecast import Forecaster
+    from advisor.plan import load_history
+    from advisor.units import parse_duration_hours
+
+    hours, back = int(parse_duration_hours(horizon)), int(parse_duration_hours(lookback))
+    if market == "evaluate":
+        _forecast_evaluate(markets, back, hours, parse_duration_hours(every), db, as_json)
+        return
+    store.MarketKey.parse(market)
+    qs = [float(q) for q in _floats(quantiles, "--quantiles")]
+    if not all(0 < q < 1 for q in qs):
+        raise ValueError(f"--quantiles {quantiles!r}: each must be in (0, 1)")
+    with open_store(db) as con:
+        _, last = store.coverage(con, [market])
+        origin = parse_ts(as_of).ceil("h") if as_of else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
+        history = load_history(con, [market], origin - pd.Timedelta(hours=back), back)
+    model = Forecaster().fit(history)
+    values = model.quantiles(market, sorted(qs), hours)
+    times = pd.date_range(origin, periods=hours, freq="h")
+    out = {"market": market, "as_of": origin,
+           "hours": [{"ts": t, "quantiles": {f"{q:g}": float(v) for q, v in zip(sorted(qs), row, strict=True)}}
+                     for t, row in zip(times, values, strict=True)]}
+    if as_json:
+        emit_json(out)
+        return
+    frame = pd.DataFrame(values, columns=[f"q{q:g}" for q in sorted(qs)]).assign(hour=times)
+    print_table(frame[["hour", *frame.columns[:-1]]], title=f"{market} as of {origin}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,137 @@
+"""The forecaster: parameters recovered, the as-of rule, monotone outputs, reproducible scenarios, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import HEADER
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from advisor.cli import app
+from advisor.forecast import CapacityModel, Forecaster, PriceModel, hour_of_week
+from advisor.plan import MarketPaths
+
+START = pd.Timestamp("2026-03-02T00:00:00")  # a Monday
+
+
+def ar_t_series(n: int, phi: float, df: float, scale: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    e = scale * rng.standard_t(df, n)
+    r = np.zeros(n)
+    for t in range(1, n):
+        r[t] = phi * r[t - 1] + e[t]
+    daily = 0.3 * np.sin(2 * np.pi * np.arange(n) / 24)
+    return 10.0 * np.exp(daily + r)
+
+
+def one_market(mean: np.ndarray, avail: np.ndarray | None = None, market: str = "x:y:z:spot") -> MarketPaths:
+    a = np.full_like(mean, np.nan) if avail is None else avail
+    return MarketPaths((market,), mean[None, None, :], mean[None, None, :].copy(), a[None, None, :], START)
+
+
+def test_price_model_recovers_known_parameters() -> None:
+    prices = ar_t_series(24 * 7 * 12, phi=0.8, df=4.0, scale=0.05, seed=1)
+    model = PriceModel().fit(prices, prices, hour_of_week(START, prices.size))
+    # the fit is on log(p + c), which compresses moves by p / (p + c) ~ 2/3 here
+    assert model.phi_ == pytest.approx(0.8, abs=0.05)
+    assert 2.5 < model.df_ < 8
+    assert model.scale_ == pytest.approx(0.05 * 2 / 3, rel=0.25)
+    assert model.season_[6] - model.season_[18] == pytest.approx((0.3 - -0.3) * 2 / 3, abs=0.1)
+
+
+def test_capacity_model_recovers_transition_probabilities() -> None:
+    rng = np.random.default_rng(2)
+    state, seq = 1, []
+    for _ in range(20_000):
+        state = int(rng.random() < (0.9 if state else 0.3))
+        seq.append(state * 4.0)
+    model = CapacityModel().fit(np.array(seq))
+    probs = np.diff(np.concatenate([[0.0], model.cdf_[1]]))
+    assert model.levels_.tolist() == [0.0, 4.0]
+    assert probs[1] == pytest.approx(0.9, abs=0.02)
+    assert model.cdf_[0][0] == pytest.approx(0.7, abs=0.02)
+
+
+def test_flat_series_is_forecast_exactly() -> None:
+    f = Forecaster(n_paths=50).fit(one_market(np.full(200, 3.06), market="aws:r:t:on_demand"))
+    assert np.all(f.quantiles("aws:r:t:on_demand", [0.1, 0.9], 24) == 3.06)
+
+
+def test_scenarios_reproducible_and_persistent() -> None:
+    prices = ar_t_series(24 * 28, phi=0.9, df=5.0, scale=0.08, seed=3)
+    f = Forecaster(n_paths=200).fit(one_market(prices))
+    a, b = f.scenarios(200, 48, seed=9), Forecaster(n_paths=200).fit(one_market(prices)).scenarios(200, 48, seed=9)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    assert not np.array_equal(a.mean, f.scenarios(200, 48, seed=10).mean)
+    x = np.log(a.mean[:, 0])
+    lag1 = np.corrcoef((x[:, 1:] - x[:, 1:].mean(0)).ravel(), (x[:, :-1] - x[:, :-1].mean(0)).ravel())[0, 1]
+    assert lag1 > 0.5  # spikes last hours, not independent draws
+
+
+def test_copula_keeps_correlation_between_markets() -> None:
+    rng = np.random.default_rng(4)
+    common = rng.standard_t(5, 24 * 28) * 0.05
+    own = rng.standard_t(5, (2, 24 * 28)) * 0.02
+    logs = np.cumsum(common + own, axis=1) * 0.3
+    prices = 5 * np.exp(logs)
+    paths = MarketPaths(("a:b:c:spot", "a:d:c:spot"), prices[None], prices[None].copy(),
+                        np.full((1, 2, prices.shape[1]), np.nan), START)
+    sims = Forecaster(n_paths=400).fit(paths).scenarios(400, 24)
+    moves = np.diff(np.log(sims.mean), axis=2)
+    assert np.corrcoef(moves[:, 0].ravel(), moves[:, 1].ravel())[0, 1] > 0.5
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 1000), st.lists(st.floats(0.01, 0.99), min_size=2, max_size=5, unique=True),
+       st.lists(st.floats(1.0, 40.0), min_size=2, max_size=5, unique=True))
+def test_quantiles_monotone_in_q_and_availability_monotone_in_limit(seed: int, qs: list[float],
+                                                                   limits: list[float]) -> None:
+    prices = ar_t_series(24 * 21, phi=0.85, df=3.0, scale=0.2, seed=seed)
+    f = Forecaster(n_paths=200, seed=seed).fit(one_market(prices))
+    values = f.quantiles("x:y:z:spot", sorted(qs), 24)
+    assert np.all(np.diff(values, axis=1) >= -1e-12)
+    probs = np.stack([f.prob_price_below("x:y:z:spot", lim, 24) for lim in sorted(limits)])
+    assert np.all(np.diff(probs, axis=0) >= 0)
+
+
+def _write(path: Path, rows: list[tuple[str, float]]) -> Path:
+    lines = [",".join(HEADER)] + [f"{ts},aws,us-east-1,us-east-1a,g2.2xlarge,K520,1,spot,{p},"
+                                  for ts, p in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_as_of_reads_nothing_at_or_after_the_origin(tmp_path: Path) -> None:
+    hours = pd.date_range("2015-04-01", periods=24 * 30, freq="h")
+    prices = ar_t_series(len(hours), phi=0.8, df=4.0, scale=0.05, seed=5) / 20
+    before = [(t.strftime("%Y-%m-%dT%H:%M:%SZ"), round(p, 4)) for t, p in zip(hours, prices, strict=True)
+              if t < pd.Timestamp("2015-04-25")]
+    after = [(t.strftime("%Y-%m-%dT%H:%M:%SZ"), 50.0) for t in hours if t >= pd.Timestamp("2015-04-25")]
+    runner = CliRunner()
+    outs = []
+    for name, rows in (("a", before), ("b", before + after)):
+        db = str(tmp_path / f"{name}.duckdb")
+        assert runner.invoke(app, ["ingest", str(_write(tmp_path / f"{name}.csv", rows)), "--db", db]).exit_code == 0
+        result = runner.invoke(app, ["forecast", "aws:us-east-1a:g2.2xlarge:spot", "--as-of", "2015-04-25T00:00:00Z",
+                                     "--horizon", "24h", "--lookback", "14d", "--db", db, "--json"])
+        assert result.exit_code == 0, result.stderr
+        outs.append(json.loads(result.stdout))
+    assert outs[0] == outs[1]
+    assert outs[0]["hours"][0]["ts"] == "2015-04-25T00:00:00Z" and len(outs[0]["hours"]) == 24
+    assert set(outs[0]["hours"][0]["quantiles"]) == {"0.1", "0.5", "0.9"}
+
+
+def test_forecast_evaluate_runs_on_demo_market() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["forecast", "evaluate", "--markets", "aws:us-east-1a:p5.48xlarge:spot",
+                                 "--every", "7d", "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["method"] for r in rows} == {"model", "seasonal_naive", "empirical_4w"}
+    assert all(0 <= r["coverage_80"] <= 1 and r["brier"] >= 0 for r in rows)
