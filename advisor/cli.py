@@ -74,13 +74,21 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
     return out.to_dict(orient="records")
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
 def print_table(frame: pd.DataFrame, title: str | None = None) -> None:
     """A readable table on stdout."""
     table = Table(title=title)
     for col in frame.columns:
         table.add_column(str(col), overflow="fold")
     for row in frame_records(frame):
-        table.add_row(*("" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row.values()))
+        table.add_row(*(_cell(v) for v in row.values()))
     Console().print(table)
 
 
@@ -375,6 +383,141 @@ def forecast(
         return
     frame = pd.DataFrame(values, columns=[f"q{q:g}" for q in sorted(qs)]).assign(hour=times)
     print_table(frame[["hour", *frame.columns[:-1]]], title=f"{market} as of {origin}")
+
+
+def _deadline_hours(text: str, as_of: pd.Timestamp | None) -> float:
+    """`--deadline 36h` / `14d`, or an ISO timestamp counted from --as-of (or now)."""
+    from advisor.units import parse_duration_hours
+
+    try:
+        return parse_duration_hours(text)
+    except ValueError:
+        pass
+    end = parse_ts(text)
+    origin = as_of if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return float((end - origin) / pd.Timedelta(hours=1))
+
+
+def _build_workload(flags: dict, workload_file: Path | None, task: dict | None, as_of: pd.Timestamp | None):
+    from advisor.plan import load_workload, to_dict, workload_from_dict
+    from advisor.report import workload_fields
+
+    data = to_dict(load_workload(workload_file)) if workload_file else {}
+    if task is not None:
+        data.update(workload_fields(task, str(flags.get("task"))))
+    gpu_hours = flags.pop("gpu_hours")
+    deadline = flags.pop("deadline")
+    for key, value in flags.items():
+        if value is not None and key != "task":
+            data[key] = value
+    if deadline is not None:
+        data["deadline_hours"] = _deadline_hours(deadline, as_of)
+    if gpu_hours is not None:
+        data["hours"] = gpu_hours / (data.get("nodes", 1) * data.get("gpus_per_node", 8))
+    if "hours" not in data or "deadline_hours" not in data:
+        raise ValueError("a workload needs --hours (or --gpu-hours) and --deadline, or a --workload file")
+    return workload_from_dict(data)
+
+
+def _print_summary(report: dict, rec) -> None:
+    console = Console()
+    cost = report["cost"]
+    console.print(f"[bold]Recommended plan[/bold] (as of {report['data']['as_of']}, "
+                  f"{report['data']['scenarios']['evaluation']} fresh scenarios)")
+    from advisor.report.markdown import _plan_lines
+
+    for line in _plan_lines(report["plan"]):
+        console.print("  " + line.replace("**", "").replace("`", ""), highlight=False)
+    console.print(f"Expected cost ${cost['mean']:,.0f}  P50 ${cost['p50']:,.0f}  P90 ${cost['p90']:,.0f}  "
+                  f"P(meet deadline) {report['probability_meet_deadline']:.1%}", highlight=False)
+    saving = report["savings_vs_on_demand"]
+    console.print(f"Savings against on-demand only: ${saving['usd']:,.0f} ({saving['fraction']:.0%})",
+                  highlight=False)
+    if report["reservation_reason"]:
+        console.print(f"Reservation: {report['reservation_reason']}", highlight=False)
+    rows = [{"option": "recommended", **cost, "p_meet": report["probability_meet_deadline"]}]
+    rows += [{"option": a["name"], **a["cost"], "p_meet": a["probability_meet_deadline"]}
+             for a in report["alternatives"]]
+    print_table(pd.DataFrame(rows), title="alternatives (USD)")
+    for cmd in report["bid_commands"]:
+        console.print(cmd, highlight=False, markup=False)
+
+
+@app.command()
+@cli_errors
+def recommend(
+    gpu: Annotated[str | None, typer.Option("--gpu", help="GPU type, e.g. H100.")] = None,
+    instance_type: Annotated[str | None, typer.Option("--instance-type", help="Only this instance type.")] = None,
+    gpus_per_node: Annotated[int | None, typer.Option("--gpus-per-node", help="GPUs per instance (default 8).")]
+    = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", help="Instances that run together (a gang).")] = None,
+    hours: Annotated[float | None, typer.Option("--hours", help="Gang wall-hours of work.")] = None,
+    gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="GPU-hours of work (instead of --hours).")]
+    = None,
+    hours_p90: Annotated[float | None, typer.Option("--hours-p90", help="P90 of the work when it is uncertain.")]
+    = None,
+    deadline: Annotated[str | None, typer.Option("--deadline", help="Duration (36h, 14d) or timestamp.")] = None,
+    checkpoint_every: Annotated[float | None, typer.Option("--checkpoint-every", help="Hours between checkpoints.")]
+    = None,
+    restart_overhead: Annotated[float | None, typer.Option("--restart-overhead", help="Hours lost per start.")]
+    = None,
+    target_probability: Annotated[float | None, typer.Option("--target-probability")] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="Most you will spend (USD).")] = None,
+    credit_value: Annotated[float | None, typer.Option("--credit-value", help="Worth of $1 of Mithril credit.")]
+    = None,
+    providers: Annotated[str | None, typer.Option("--providers", help="Comma-separated providers.")] = None,
+    markets: Annotated[str | None, typer.Option("--markets", help="Comma-separated market keys.")] = None,
+    workload_file: Annotated[Path | None, typer.Option("--workload", help="Workload YAML/JSON.")] = None,
+    task: Annotated[Path | None, typer.Option("--task", help="SkyPilot task YAML (accelerators, num_nodes).")]
+    = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="See only data before this time.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON report here.")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown section here.")] = None,
+    write_task_to: Annotated[Path | None, typer.Option("--write-task", help="Write the SkyPilot task with the plan.")]
+    = None,
+    scenarios: Annotated[int, typer.Option("--scenarios", help="Training scenarios (evaluation uses 2.5x).")] = 200,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    solver: Annotated[str, typer.Option("--solver", help="cbc (default) or highs.")] = "cbc",
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver seconds before the best plan found.")]
+    = 30.0,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recommend bids, a reservation and fallbacks.
+
+    Example: advisor recommend --gpu H100 --nodes 2 --gpu-hours 5376 --deadline 16d
+    """
+    from advisor.optimize import recommend as run_recommend
+    from advisor.report import build_report, dump_task, read_task, to_markdown, write_task, write_text_atomic
+
+    if solver not in ("cbc", "highs"):
+        raise ValueError(f"--solver {solver!r}: cbc or highs")
+    origin = parse_ts(as_of) if as_of else None
+    task_doc = read_task(task) if task else None
+    flags = {"gpu": gpu, "gpus_per_node": gpus_per_node, "nodes": nodes, "hours": hours, "gpu_hours": gpu_hours,
+             "hours_p90": hours_p90, "deadline": deadline, "checkpoint_every": checkpoint_every,
+             "restart_overhead": restart_overhead, "target_probability": target_probability, "budget": budget,
+             "credit_value": credit_value, "task": task,
+             "providers": tuple(providers.split(",")) if providers else None,
+             "markets": tuple(markets.split(",")) if markets else None}
+    workload = _build_workload(flags, workload_file, task_doc, origin)
+    with open_store(db) as con:
+        rec = run_recommend(con, workload, origin, instance_type, n_train=scenarios, n_eval=int(scenarios * 2.5),
+                            seed=seed, solver=solver, time_limit=time_limit)
+        regions = dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())
+    report = build_report(rec)
+    text = json.dumps(report, indent=2)
+    if out:
+        write_text_atomic(out, text + "\n")
+    if markdown:
+        write_text_atomic(markdown, to_markdown(report))
+    if write_task_to:
+        write_text_atomic(write_task_to, dump_task(write_task(task_doc or {"resources": {}}, rec.chosen.plan,
+                                                              regions)))
+    if as_json:
+        sys.stdout.write(text + "\n")
+    else:
+        _print_summary(report, rec)
 
 
 def main() -> None:

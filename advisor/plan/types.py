@@ -168,11 +168,9 @@ class Plan:
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
 
     def markets(self) -> list[str]:
-        """Every market the plan may run on, in first-use order, without repeats."""
-        names = [b.market for b in self.bids] + [f.market for f in self.fallback]
-        if self.reservation:
-            names.append(self.reservation.market)
-        return list(dict.fromkeys(names))
+        """Every priced market the plan may run on (bids, then fallbacks), without repeats; a reservation is
+        prepaid, so its market needs no price history."""
+        return list(dict.fromkeys([b.market for b in self.bids] + [f.market for f in self.fallback]))
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

@@ -1,0 +1,119 @@
+"""Candidate plans, built from pieces the optimizer chooses among: bid ladders, guard margins, reservations.
+
+- Limits come from the forecast: quantiles of each market's simulated hourly peak price, plus the best on-demand
+  price (second price: a higher limit never raises what an hour costs, only how often the bid holds).
+- Ladders are ordered bid lists over the markets that look cheapest per hour actually obtained.
+- Reservations are the store's offers for a matching instance type, in both flexibility tiers, sized to the gang
+  and held for the expected work, its P90 (when the work is uncertain), or the whole window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from advisor.backtest.strategies import safe_margin
+from advisor.plan import Bid, Fallback, MarketPaths, Plan, Reservation, Workload
+
+NONE = "none"
+LIMIT_QUANTILES = (0.5, 0.75, 0.9, 0.97)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One plan and the structural choices it is made of (ids the MIP links to)."""
+
+    plan: Plan
+    ladder: str
+    guard: float
+    reservation: str
+
+
+def on_demand_fallbacks(on_demand: list[str], paths: MarketPaths) -> tuple[Fallback, ...]:
+    """On-demand markets, cheapest first by their price in the first hour."""
+    price = {m: float(np.nanmean(paths.mean[:, paths.index(m), 0])) for m in on_demand}
+    return tuple(Fallback(m) for m in sorted(on_demand, key=lambda m: price[m]))
+
+
+def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
+    """Candidate limits for a market: forecast quantiles of its hourly peak price and the best on-demand price."""
+    peaks = paths.peak[:, paths.index(market)].ravel()
+    peaks = peaks[np.isfinite(peaks)]
+    values = list(np.quantile(peaks, LIMIT_QUANTILES)) if peaks.size else []
+    values.append(od_price)
+    return sorted({float(round(max(v, 0.01), 2)) for v in values if v <= 1.5 * od_price})
+
+
+def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float) -> list[str]:
+    """Spot markets ordered by expected price per hour actually obtained at a limit of the on-demand price."""
+    scores = {}
+    for m in spot:
+        i = paths.index(m)
+        ok = paths.usable(i, od_price, nodes)
+        share = ok.mean()
+        scores[m] = (np.nanmean(np.where(ok, paths.mean[:, i], np.nan)) / max(share, 1e-3)) if share > 0 else np.inf
+    return sorted(spot, key=lambda m: scores[m])
+
+
+def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 3) -> dict[str, tuple[Bid, ...]]:
+    """Bid ladders: every limit on each of the best markets alone, and the best 2..width markets together at
+    matching points of their grids."""
+    out: dict[str, tuple[Bid, ...]] = {}
+    for m in ranked[:4]:
+        for lim in grids[m]:
+            out[f"{m}@{lim:g}"] = (Bid(m, lim),)
+    for k in range(2, min(width, len(ranked)) + 1):
+        top = ranked[:k]
+        levels = min(len(grids[m]) for m in top)
+        for j in range(levels):
+            bids = tuple(Bid(m, grids[m][-levels + j]) for m in top)
+            out[" > ".join(f"{b.market}@{b.limit_price:g}" for b in bids)] = bids
+    return out
+
+
+def reservation_options(offers: pd.DataFrame, workload: Workload) -> dict[str, Reservation]:
+    """Offers sized to the gang: held for the work, its P90, or the whole window (3..336 h, within the deadline)."""
+    need = [workload.hours + workload.restart_overhead]
+    if workload.hours_p90:
+        need.append(workload.hours_p90 + workload.restart_overhead)
+    need.append(float(workload.horizon))
+    out = {}
+    for row in offers.itertuples():
+        market = f"{row.provider}:{row.location}:{row.instance_type}:reserved"
+        for hours in sorted({int(math.ceil(h)) for h in need}):
+            hours = min(max(hours, int(row.min_hours)), int(row.max_hours), workload.horizon)
+            if hours < row.min_hours:
+                continue
+            res = Reservation(market=market, tier=row.tier, instances=workload.nodes, start_hour=0, hours=hours,
+                              unit_price=float(row.unit_price), pause_credit=float(row.pause_credit),
+                              return_credit=float(row.return_credit))
+            out[f"{row.tier} {row.provider}:{row.location} {hours}h"] = res
+    return out
+
+
+def guard_grid(workload: Workload) -> list[float]:
+    base = safe_margin(workload)
+    return [g for g in (base, base + 2, base + 6, base + 12, base + 24) if g < workload.horizon]
+
+
+def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on_demand: list[str],
+                     offers: pd.DataFrame) -> tuple[list[Candidate], dict]:
+    """Every candidate plan and the pieces they came from (for the report)."""
+    fallback = on_demand_fallbacks(on_demand, paths)
+    od_price = float(np.nanmean(paths.mean[:, paths.index(fallback[0].market), 0])) if fallback else math.inf
+    ranked = rank_markets(paths, spot, workload.nodes, od_price) if spot else []
+    grids = {m: limit_grid(paths, m, od_price) for m in ranked[:4]}
+    bid_ladders = ladders(ranked, grids)
+    reservations = reservation_options(offers, workload)
+    out = [Candidate(Plan(fallback=fallback, guard_margin_hours=float(workload.horizon)), NONE,
+                     float(workload.horizon), NONE)]
+    for name, bids in bid_ladders.items():
+        for g in guard_grid(workload):
+            out.append(Candidate(Plan(bids=bids, fallback=fallback, guard_margin_hours=g), name, g, NONE))
+    for name, res in reservations.items():
+        g = safe_margin(workload)
+        out.append(Candidate(Plan(reservation=res, fallback=fallback, guard_margin_hours=g), NONE, g, name))
+    return out, {"ranked": ranked, "limits": grids, "on_demand_price": od_price, "fallback": fallback}

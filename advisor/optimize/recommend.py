@@ -1,0 +1,230 @@
+"""`recommend`: from the store to a plan with honest numbers.
+
+History before `as_of` -> forecaster -> training scenarios -> candidate plans scored by the replay engine -> the
+scenario MIP picks one -> it and the alternatives are replayed on fresh scenarios (another seed, never fitted on);
+those are the numbers reported. Uncertain work (`hours_p90`) is a lognormal with median `hours`: scenarios are
+split over five of its quantiles, so a plan that cannot absorb an overrun pays for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from advisor.backtest.strategies import Universe, docs_rule_plan
+from advisor.errors import AdvisorError
+from advisor.forecast import Forecaster
+from advisor.optimize.candidates import NONE, Candidate, build_candidates
+from advisor.optimize.solver import InfeasibleError, Solution, solve
+from advisor.plan import BatchResult, MarketPaths, Plan, Workload, load_history, replay_batch
+from advisor.store import coverage, list_markets, offers
+
+WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@dataclass
+class Outcome:
+    """A plan and its replay on the evaluation scenarios."""
+
+    name: str
+    plan: Plan
+    result: BatchResult
+
+    @property
+    def cost(self) -> dict[str, float]:
+        c = self.result.cost
+        return {"mean": float(c.mean()), "p50": float(np.quantile(c, 0.5)), "p90": float(np.quantile(c, 0.9))}
+
+    @property
+    def probability(self) -> float:
+        return self.result.probability_meet_deadline
+
+
+@dataclass
+class Recommendation:
+    """What `advisor recommend` found, with everything a report needs."""
+
+    workload: Workload
+    chosen: Outcome
+    alternatives: list[Outcome]
+    as_of: pd.Timestamp
+    history_start: pd.Timestamp
+    universe: Universe
+    solution: Solution
+    n_train: int
+    n_eval: int
+    candidates: int
+    reservation_reason: str | None = None
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def work_levels(workload: Workload) -> list[float]:
+    """Work hours per scenario group: just `hours`, or five quantiles of the lognormal through hours_p90."""
+    if not workload.hours_p90 or workload.hours_p90 <= workload.hours:
+        return [workload.hours]
+    from scipy import stats
+
+    sigma = math.log(workload.hours_p90 / workload.hours) / stats.norm.ppf(0.9)
+    return [round(workload.hours * math.exp(sigma * stats.norm.ppf(q)), 2) for q in WORK_QUANTILES]
+
+
+def replay_uncertain(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchResult:
+    """`replay_batch` with the scenarios split evenly over the work levels (one level: a plain replay)."""
+    levels = work_levels(workload)
+    if len(levels) == 1:
+        return replay_batch(workload, plan, paths)
+    parts, index = [], np.arange(paths.n_scenarios)
+    for k, hours in enumerate(levels):
+        sel = index[index % len(levels) == k]
+        sub = MarketPaths(paths.markets, paths.mean[sel], paths.peak[sel], paths.avail[sel], paths.start)
+        parts.append((sel, replay_batch(replace(workload, hours=hours, hours_p90=None), plan, sub)))
+    return _merge(parts, paths.n_scenarios)
+
+
+def _merge(parts: list[tuple[np.ndarray, BatchResult]], n: int) -> BatchResult:
+    labels = list(dict.fromkeys(label for _, r in parts for label in r.labels))
+    out = {k: np.zeros(n) for k in ("cost", "finish_hour", "market_cost", "reservation_cost", "credits",
+                                    "remaining_hours")}
+    finished, pre, hours = np.zeros(n, dtype=bool), np.zeros(n, dtype=int), np.zeros((n, len(labels)))
+    for sel, r in parts:
+        for k in out:
+            out[k][sel] = getattr(r, k)
+        finished[sel], pre[sel] = r.finished, r.preemptions
+        for j, label in enumerate(r.labels):
+            hours[sel, labels.index(label)] = r.hours[:, j]
+    return BatchResult(finished=finished, preemptions=pre, hours=hours, labels=labels, **out)
+
+
+def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: str | None = None) -> Universe:
+    """Markets for the workload's GPU (instances of `gpus_per_node` GPUs), providers and explicit markets."""
+    frame = list_markets(con)
+    if w.markets:
+        frame = frame[frame["market"].isin(w.markets)]
+    else:
+        if w.gpu:
+            frame = frame[frame["gpu"].str.lower() == w.gpu.lower()]
+        frame = frame[frame["gpus_per_instance"] == w.gpus_per_node]
+        if instance_type:
+            frame = frame[frame["instance_type"] == instance_type]
+        if w.providers:
+            frame = frame[frame["provider"].isin(w.providers)]
+    spot = tuple(frame.loc[frame["kind"] == "spot", "market"])
+    on_demand = tuple(frame.loc[frame["kind"] == "on_demand", "market"])
+    what = f"{w.gpu or 'any GPU'} x{w.gpus_per_node}" + (f" on {', '.join(w.providers)}" if w.providers else "")
+    if not on_demand:
+        raise AdvisorError(f"no on-demand market for {what} to fall back to. To fix: `advisor markets` lists what "
+                           f"the store has; widen --providers/--markets or change --gpus-per-node")
+    return Universe(spot=spot, on_demand=on_demand)
+
+
+def _earliest_deadline(w: Workload) -> int:
+    return int(math.ceil(max(work_levels(w)) + w.restart_overhead))
+
+
+def _explain_infeasible(w: Workload, cost: np.ndarray, meet: np.ndarray) -> str:
+    rates = meet.mean(axis=1)
+    if w.deadline_hours < _earliest_deadline(w) or rates.max() < w.target_probability:
+        if w.deadline_hours < _earliest_deadline(w):
+            return (f"no plan can finish {max(work_levels(w)):g} h of work in {w.deadline_hours:g} h; the earliest "
+                    f"deadline you can meet is {_earliest_deadline(w)} h (on-demand from the start)")
+        return (f"no plan meets the deadline with P >= {w.target_probability:g}; the best any plan reaches is "
+                f"{rates.max():.2f}. To fix: loosen --deadline or lower --target-probability")
+    feasible = cost.mean(axis=1)[rates >= w.target_probability]
+    return f"no plan fits a budget of ${w.budget:,.0f}; the budget needed is ${feasible.min():,.0f}"
+
+
+def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, universe: Universe,
+                  paths: MarketPaths) -> dict[str, Plan]:
+    ok = meet.mean(axis=1) >= w.target_probability
+    mean = np.where(ok, cost.mean(axis=1), np.inf)
+    out = {"on-demand only": cands[0].plan}
+    singles = [p for p, c in enumerate(cands) if c.ladder != NONE and len(c.plan.bids) == 1]
+    if singles:
+        out["best single bid"] = cands[min(singles, key=lambda p: (mean[p], -meet[p].mean()))].plan
+    reserved = [p for p, c in enumerate(cands) if c.reservation != NONE]
+    if reserved:
+        out["reservation only"] = cands[min(reserved, key=lambda p: (mean[p], -meet[p].mean()))].plan
+    if universe.spot:
+        out["docs rule (limit = on-demand price)"] = docs_rule_plan(w, universe, paths.select(list(paths.markets)))
+    return out
+
+
+def _reservation_reason(w: Workload, outcomes: dict[str, Outcome]) -> str | None:
+    tiers = {o.plan.reservation.tier: o for o in outcomes.values() if o.plan.reservation}
+    if len(tiers) < 2:
+        return None
+    hi, lo = tiers["high"], tiers["low"]
+    better = "high" if hi.cost["mean"] < lo.cost["mean"] else "low"
+    credits = hi.result.credits.mean()
+    return (f"{better} flexibility: on the evaluation scenarios a high-flexibility reservation nets "
+            f"${hi.cost['mean']:,.0f} (credits worth ${credits:,.0f} at credit_value {w.credit_value:g}) against "
+            f"${lo.cost['mean']:,.0f} for low; " + ("pauses and early returns earn back more than the higher price"
+                                                   if better == "high" else "the work uses the reservation nearly "
+                                                   "in full, so the lower unit price wins"))
+
+
+def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Timestamp | None = None,
+              instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
+              lookback_hours: int = 28 * 24, solver: str = "cbc", time_limit: float = 30.0) -> Recommendation:
+    """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
+    universe = select_universe(con, workload, instance_type)
+    markets = list(universe.spot + universe.on_demand)
+    first, last = coverage(con, markets)
+    as_of = pd.Timestamp(as_of).ceil("h") if as_of is not None else pd.Timestamp(last).floor("h") + pd.Timedelta(
+        hours=1)
+    if pd.Timestamp(first) >= as_of:
+        raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
+    start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
+    history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
+    model = Forecaster(n_paths=n_train, seed=seed).fit(history)
+    train = model.scenarios(n_train, workload.horizon, seed)
+    fresh = model.scenarios(n_eval, workload.horizon, seed + 7919)
+    offer_rows = offers(con)
+    types = {m.split(":")[2] for m in markets}
+    types |= {t for t in offer_rows["instance_type"] if _gpu_match(t, workload)}
+    offer_rows = offer_rows[offer_rows["instance_type"].isin(types)]
+    if workload.providers:
+        offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
+    cands, _ = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
+    results = [replay_uncertain(workload, c.plan, train) for c in cands]
+    cost = np.stack([r.cost for r in results])
+    meet = np.stack([r.finished for r in results])
+    try:
+        solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit)
+    except InfeasibleError:
+        raise InfeasibleError(_explain_infeasible(workload, cost, meet)) from None
+    alternatives = _alternatives(workload, cands, cost, meet, universe, train)
+    outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
+                for name, plan in alternatives.items()}
+    chosen = Outcome("recommended", cands[solution.index].plan,
+                     replay_uncertain(workload, cands[solution.index].plan, fresh))
+    res_outcomes = _tier_outcomes(workload, cands, cost, meet, fresh)
+    return Recommendation(workload=workload, chosen=chosen, alternatives=list(outcomes.values()), as_of=as_of,
+                          history_start=start, universe=universe, solution=solution, n_train=n_train,
+                          n_eval=n_eval, candidates=len(cands),
+                          reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
+                          notes=[solution.note] if solution.note else [])
+
+
+def _gpu_match(instance_type: str, w: Workload) -> bool:
+    from advisor.store import infer_gpu
+
+    gpu, count = infer_gpu(instance_type)
+    return bool(gpu) and (w.gpu is None or gpu.lower() == w.gpu.lower()) and count == w.gpus_per_node
+
+
+def _tier_outcomes(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray,
+                   fresh: MarketPaths) -> dict[str, Outcome]:
+    """The cheapest reservation candidate of each tier, replayed on the evaluation scenarios."""
+    out = {}
+    for tier in ("high", "low"):
+        idx = [p for p, c in enumerate(cands) if c.plan.reservation and c.plan.reservation.tier == tier]
+        if idx:
+            best = min(idx, key=lambda p: (float(meet[p].mean() < w.target_probability), cost[p].mean()))
+            out[tier] = Outcome(tier, cands[best].plan, replay_uncertain(w, cands[best].plan, fresh))
+    return out

@@ -1,0 +1,90 @@
+"""The scenario MIP (PuLP) that picks the plan.
+
+Sets: candidates p (each a bid ladder l(p), a guard margin g(p) and a reservation r(p)), training scenarios s.
+Data (from the replay engine): c[p] = mean cost of p over the scenarios; m[p, s] = 1 if p meets the deadline in s.
+
+Variables: u[l], v[g], w[r] in {0, 1}, the structural choices; x[p] in {0, 1}, the plan; z[s] in {0, 1}, scenario
+s counted as met.
+
+    minimize    sum_p c[p] x[p]
+    subject to  sum_l u[l] = sum_g v[g] = sum_r w[r] = sum_p x[p] = 1
+                x[p] <= u[l(p)],  x[p] <= v[g(p)],  x[p] <= w[r(p)]          (a plan is made of its pieces)
+                z[s] <= sum_p m[p, s] x[p]                                   (met only if the plan meets it)
+                sum_s z[s] >= ceil(target x |S|)                             (chance constraint)
+                sum_p c[p] x[p] <= budget                                     (when a budget is given)
+
+Recourse (the fallback hours each scenario buys once the guard fires) is inside c and m: the replay engine
+prices it exactly, scenario by scenario, instead of a linear stand-in.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pulp
+
+from advisor.errors import AdvisorError
+from advisor.optimize.candidates import Candidate
+
+
+class InfeasibleError(AdvisorError):
+    """No plan meets the request; the message gives the nearest request that can be met."""
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The chosen candidate's index, the solver's status and how long it took."""
+
+    index: int
+    status: str
+    solver: str
+    seconds: float
+    note: str | None = None
+
+
+def _solver(name: str, time_limit: float) -> pulp.LpSolver:
+    if name == "highs":
+        solver = pulp.HiGHS(msg=False, timeLimit=time_limit)
+        if not solver.available():
+            raise AdvisorError("--solver highs needs highspy. To fix: pip install highspy (or use --solver cbc)")
+        return solver
+    return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+
+
+def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, target: float,
+          budget: float | None = None, solver: str = "cbc", time_limit: float = 30.0) -> Solution:
+    """Solve the MIP above; raises InfeasibleError when no candidate (or mix of pieces) satisfies it."""
+    started = time.perf_counter()
+    n_p, n_s = meet.shape
+    need = math.ceil(target * n_s - 1e-9)
+    model = pulp.LpProblem("advisor_plan", pulp.LpMinimize)
+    x = [pulp.LpVariable(f"x_{p}", cat="Binary") for p in range(n_p)]
+    z = [pulp.LpVariable(f"z_{s}", cat="Binary") for s in range(n_s)]
+    pieces = {}
+    for kind in ("ladder", "guard", "reservation"):
+        ids = sorted({str(getattr(c, kind)) for c in candidates})
+        var = {i: pulp.LpVariable(f"{kind[0]}_{k}", cat="Binary") for k, i in enumerate(ids)}
+        model += pulp.lpSum(var.values()) == 1, f"one_{kind}"
+        for p, c in enumerate(candidates):
+            model += x[p] <= var[str(getattr(c, kind))], f"{kind}_{p}"
+        pieces[kind] = var
+    model += pulp.lpSum(x) == 1, "one_plan"
+    mean_cost = cost.mean(axis=1)
+    model += pulp.lpSum(float(mean_cost[p]) * x[p] for p in range(n_p))
+    for s in range(n_s):
+        model += z[s] <= pulp.lpSum(x[p] for p in np.flatnonzero(meet[:, s])), f"met_{s}"
+    model += pulp.lpSum(z) >= need, "chance"
+    if budget is not None:
+        model += pulp.lpSum(float(mean_cost[p]) * x[p] for p in range(n_p)) <= budget, "budget"
+    status = model.solve(_solver(solver, time_limit))
+    seconds = time.perf_counter() - started
+    chosen = [p for p in range(n_p) if (x[p].value() or 0) > 0.5]
+    if pulp.LpStatus[status] != "Optimal" or not chosen:
+        if chosen:  # stopped by the time limit with an incumbent
+            return Solution(chosen[0], pulp.LpStatus[status], solver, seconds,
+                            f"the solver stopped at its {time_limit:g}s limit; this is the best plan found")
+        raise InfeasibleError("no plan satisfies the request")
+    return Solution(chosen[0], "Optimal", solver, seconds)

@@ -1,0 +1,51 @@
+"""The recommendation as a Markdown section a person pastes into a planning document."""
+
+from __future__ import annotations
+
+
+def _plan_lines(plan: dict) -> list[str]:
+    lines = []
+    for i, bid in enumerate(plan["bids"], 1):
+        lines.append(f"{i}. Bid on `{bid['market']}` with a limit of **${bid['limit_price']:.2f}/instance-hour**")
+    res = plan["reservation"]
+    if res:
+        lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
+                     f"{res['hours']} h from hour {res['start_hour']} at ${res['unit_price']:.2f}/instance-hour "
+                     f"(pause credit ${res['pause_credit']:.2f}, return credit ${res['return_credit']:.2f})")
+    if plan["fallback"]:
+        order = " -> ".join(f"`{f['market']}`" for f in plan["fallback"])
+        lines.append(f"- Fall back to {order} once the slack left is {plan['guard_margin_hours']:g} h")
+    return lines
+
+
+def to_markdown(report: dict) -> str:
+    """Render a validated report dict."""
+    w, cost = report["workload"], report["cost"]
+    gpu = w.get("gpu") or "GPU"
+    out = [
+        f"### GPU plan: {w['hours']:g} h x {w['nodes']} node(s) of {w.get('gpus_per_node', 8)} {gpu}, "
+        f"deadline {w['deadline_hours']:g} h",
+        "",
+        f"**Expected cost ${cost['mean']:,.0f}** (P50 ${cost['p50']:,.0f}, P90 ${cost['p90']:,.0f}); "
+        f"**P(meet deadline) {report['probability_meet_deadline']:.1%}**.",
+    ]
+    saving = report.get("savings_vs_on_demand")
+    if saving and saving["usd"] > 0:
+        out.append(f"That is ${saving['usd']:,.0f} ({saving['fraction']:.0%}) less than on-demand only.")
+    out += ["", "**Plan**", "", *_plan_lines(report["plan"])]
+    if report.get("reservation_reason"):
+        out += ["", f"Reservation tier: {report['reservation_reason']}."]
+    if report["bid_commands"]:
+        out += ["", "**Commands**", "", "```bash", *report["bid_commands"], "```"]
+    out += ["", "**Alternatives considered**", "", "| option | mean | P50 | P90 | P(meet deadline) |",
+            "|---|---:|---:|---:|---:|",
+            f"| recommended | ${cost['mean']:,.0f} | ${cost['p50']:,.0f} | ${cost['p90']:,.0f} | "
+            f"{report['probability_meet_deadline']:.1%} |"]
+    for alt in report["alternatives"]:
+        c = alt["cost"]
+        out.append(f"| {alt['name']} | ${c['mean']:,.0f} | ${c['p50']:,.0f} | ${c['p90']:,.0f} | "
+                   f"{alt['probability_meet_deadline']:.1%} |")
+    data = report["data"]
+    out += ["", f"Data: {len(data['markets'])} markets, history {data['from']} to {data['as_of']}.", "",
+            "**Assumptions**", "", *[f"- {a}" for a in report["assumptions"]], ""]
+    return "\n".join(out)
