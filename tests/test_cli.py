@@ -21,7 +21,7 @@ def run(*args: str):
 
 def test_every_command_has_help_with_an_example() -> None:
     commands = list(typer.main.get_command(app).commands)
-    assert {"ingest", "markets", "prices", "demo"} <= set(commands)
+    assert {"ingest", "markets", "prices", "demo", "forecast", "replay", "backtest", "recommend"} <= set(commands)
     for name in commands:
         result = run(name, "--help")
         assert result.exit_code == 0, name

@@ -63,17 +63,21 @@ class Forecaster:
         return self
 
     def scenarios(self, n: int, horizon: int, seed: int | None = None) -> MarketPaths:
-        """`n` joint sample paths of every market for `horizon` hours from the origin (reproducible per seed)."""
+        """`n` joint sample paths of every market for `horizon` hours from the origin (reproducible per seed).
+
+        Each hour draws from its own seeded stream, so a longer horizon extends the same paths (common random
+        numbers: plans compared across deadlines see the same futures)."""
         seed = self.seed if seed is None else seed
         key = (n, horizon, seed)
         if key not in self._cache:
-            rng = np.random.default_rng(seed)
             k = len(self.markets_)
-            z = rng.standard_normal((n, horizon, 2 * k)) @ self.chol_.T
+            draws = [np.random.default_rng([seed, h]) for h in range(horizon)]
+            z = np.stack([g.standard_normal((n, 2 * k)) for g in draws], axis=1) @ self.chol_.T
+            u = np.stack([g.random((n, k, 2)) for g in draws], axis=1)  # (n, h, k, 2)
             how = hour_of_week(self.origin_, horizon)
             mean, peak, cap = (np.empty((n, k, horizon)) for _ in range(3))
             for m in range(k):
-                mean[:, m], peak[:, m] = self.prices_[m].simulate(z[:, :, m], how, rng)
+                mean[:, m], peak[:, m] = self.prices_[m].simulate(z[:, :, m], how, u[:, :, m])
                 cap[:, m] = self.capacity_[m].simulate(z[:, :, k + m])
             self._cache[key] = MarketPaths(self.markets_, mean, peak, cap, self.origin_)
         return self._cache[key]

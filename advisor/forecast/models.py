@@ -87,13 +87,14 @@ class PriceModel:
         self.scores_ = scores
         return self
 
-    def simulate(self, z: np.ndarray, how: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and peak price paths (n, h) from standard-normal innovation scores z (n, h)."""
+    def simulate(self, z: np.ndarray, how: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and peak price paths (n, h) from standard-normal innovation scores z (n, h) and uniforms u (n, h, 2)
+        (whether a move happens; which intra-hour excess the peak gets)."""
         if self.constant_ is not None:
             flat = np.full(z.shape, self.constant_)
             return flat, flat.copy()
         innov = self.scale_ * stats.t.ppf(stats.norm.cdf(z), self.df_)
-        innov[rng.random(z.shape) < self.p_zero_] = 0.0
+        innov[u[..., 0] < self.p_zero_] = 0.0
         resid = np.empty(z.shape)
         r = np.full(z.shape[0], self.last_resid_)
         for h in range(z.shape[1]):
@@ -101,7 +102,8 @@ class PriceModel:
             resid[:, h] = r
         level = self.level_ + np.cumsum(self.level_step_ * z, axis=1)  # the copula's scores drive the level too
         mean = np.maximum(np.exp(level + self.season_[how][None, :] + resid) - self.shift_, self.floor_)
-        peak = mean * np.exp(rng.choice(self.excess_, size=z.shape))
+        peak = mean * np.exp(self.excess_[np.minimum((u[..., 1] * self.excess_.size).astype(int),
+                                                     self.excess_.size - 1)])
         return mean, peak
 
 

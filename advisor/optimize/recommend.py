@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from advisor.backtest.strategies import Universe, docs_rule_plan
+from advisor.backtest.strategies import Universe, docs_rule_plan, safe_margin
 from advisor.errors import AdvisorError
 from advisor.forecast import Forecaster
 from advisor.optimize.candidates import NONE, Candidate, build_candidates
@@ -190,10 +190,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     offer_rows = offer_rows[offer_rows["instance_type"].isin(types)]
     if workload.providers:
         offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
-    cands, _ = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
-    results = [replay_uncertain(workload, c.plan, train) for c in cands]
-    cost = np.stack([r.cost for r in results])
-    meet = np.stack([r.finished for r in results])
+    pool, _ = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
+    cands, cost, meet = _score_in_rounds(workload, pool, train)
     try:
         solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit)
     except InfeasibleError:
@@ -209,6 +207,26 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           n_eval=n_eval, candidates=len(cands),
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
                           notes=[solution.note] if solution.note else [])
+
+
+def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths,
+                     keep: int = 5) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
+    """Replay every ladder and reservation at the base guard margin, then the other margins for the best
+    `keep` ladders only; returns the candidates scored with their (candidate x scenario) cost and deadline met."""
+    base = safe_margin(w)
+    first = [c for c in pool if c.ladder == NONE or c.guard == base]
+    scored = {id(c): replay_uncertain(w, c.plan, train) for c in first}
+
+    def merit(c: Candidate) -> tuple[float, float]:
+        r = scored[id(c)]
+        return (float(r.finished.mean() < w.target_probability), float(r.cost.mean()))
+
+    best = {c.ladder for c in sorted((c for c in first if c.ladder != NONE), key=merit)[:keep]}
+    second = [c for c in pool if c.ladder in best and c.guard != base]
+    scored.update({id(c): replay_uncertain(w, c.plan, train) for c in second})
+    cands = first + second
+    return (cands, np.stack([scored[id(c)].cost for c in cands]),
+            np.stack([scored[id(c)].finished for c in cands]))
 
 
 def _gpu_match(instance_type: str, w: Workload) -> bool:

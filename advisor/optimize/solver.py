@@ -82,9 +82,9 @@ def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, targe
     status = model.solve(_solver(solver, time_limit))
     seconds = time.perf_counter() - started
     chosen = [p for p in range(n_p) if (x[p].value() or 0) > 0.5]
-    if pulp.LpStatus[status] != "Optimal" or not chosen:
-        if chosen:  # stopped by the time limit with an incumbent
-            return Solution(chosen[0], pulp.LpStatus[status], solver, seconds,
-                            f"the solver stopped at its {time_limit:g}s limit; this is the best plan found")
+    if status == pulp.LpStatusInfeasible or not chosen:
         raise InfeasibleError("no plan satisfies the request")
-    return Solution(chosen[0], "Optimal", solver, seconds)
+    if model.sol_status == pulp.LpSolutionIntegerFeasible:  # stopped by the time limit with an incumbent
+        return Solution(chosen[0], "Feasible", solver, seconds,
+                        f"the solver stopped at its {time_limit:g}s limit; this is the best plan found")
+    return Solution(chosen[0], pulp.LpStatus[status], solver, seconds)

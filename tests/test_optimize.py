@@ -1,0 +1,109 @@
+"""The optimizer on small markets whose optimum is known by hand, infeasible requests, and properties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import HEADER
+
+from advisor import store
+from advisor.optimize import InfeasibleError, recommend
+from advisor.plan import Workload
+
+SPOT = "mithril:us-central5-a:h100-80gb.sxm.8x:spot"
+OD = "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
+START = pd.Timestamp("2026-03-02")
+
+
+def build_store(tmp_path: Path, spot_price, od_price: float = 20.0, weeks: int = 5, offers: bool = False):
+    """A store with one H100 auction (`spot_price(hour) -> price`, 10-minute records) and one on-demand market."""
+    rows = []
+    for i, ts in enumerate(pd.date_range(START, periods=weeks * 168 * 6, freq="10min")):
+        rows.append(f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,us-central5-a,h100-80gb.sxm.8x,H100,8,spot,"
+                    f"{spot_price(i):.2f},16")
+    rows.append(f"{START:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,{od_price},")
+    path = tmp_path / "p.csv"
+    path.write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
+    con = store.connect(tmp_path / "o.duckdb")
+    files = [path]
+    if offers:
+        (tmp_path / "offers.csv").write_text(
+            "provider,location,instance_type,tier,unit_price,pause_credit,return_credit,min_hours,max_hours\n"
+            "mithril,us-central5-a,h100-80gb.sxm.8x,high,16.0,8.0,9.6,3,336\n"
+            "mithril,us-central5-a,h100-80gb.sxm.8x,low,13.4,2.4,4.0,3,336\n")
+        files.append(tmp_path / "offers.csv")
+    store.ingest_files(con, files)
+    return con
+
+
+def w(**kw) -> Workload:
+    base = {"hours": 24, "deadline_hours": 72, "nodes": 1, "gpu": "H100", "gpus_per_node": 8,
+            "restart_overhead": 0.25}
+    return Workload(**{**base, **kw})
+
+
+def test_flat_market_the_limit_does_not_matter(tmp_path: Path) -> None:
+    con = build_store(tmp_path, lambda i: 8.0)
+    rec = recommend(con, w(), n_train=40, n_eval=60)
+    assert rec.chosen.plan.bids and rec.chosen.plan.bids[0].market == SPOT
+    assert rec.chosen.cost["mean"] == pytest.approx(8.0 * (24 + 0.25))  # whatever the limit: flat price, one start
+    assert rec.chosen.probability == 1.0
+    single = next(a for a in rec.alternatives if a.name == "best single bid")
+    assert single.cost["mean"] == pytest.approx(rec.chosen.cost["mean"])
+
+
+def test_spiky_market_the_limit_sits_below_the_spikes(tmp_path: Path) -> None:
+    # 4 $/h, but the 12th hour of every day spikes to 60 $/h for the whole hour
+    con = build_store(tmp_path, lambda i: 60.0 if (i // 6) % 24 == 12 else 4.0)
+    rec = recommend(con, w(hours=30, deadline_hours=120, checkpoint_every=0.0), n_train=60, n_eval=100)
+    limits = [b.limit_price for b in rec.chosen.plan.bids]
+    assert limits and max(limits) < 60.0
+    assert rec.chosen.probability >= 0.95
+    assert rec.chosen.cost["mean"] < 4.0 * 31 + 1.0  # never pays a spike hour
+
+
+def test_deadline_too_tight_for_spot_reserves_or_goes_on_demand(tmp_path: Path) -> None:
+    # cheap but the auction is usually above any sane limit: spot cannot carry a tight deadline
+    con = build_store(tmp_path, lambda i: 2.0 if (i // 6) % 24 < 3 else 90.0, offers=True)
+    rec = recommend(con, w(hours=20, deadline_hours=22), n_train=60, n_eval=100)
+    plan = rec.chosen.plan
+    assert rec.chosen.probability >= 0.95
+    assert plan.reservation is not None or plan.guard_margin_hours >= 22 or not plan.bids
+    assert rec.chosen.cost["mean"] <= 20.0 * 20.25 + 1e-6  # no dearer than on-demand from the start
+
+
+def test_reservation_tier_follows_uncertainty_and_credit_value(tmp_path: Path) -> None:
+    con = build_store(tmp_path, lambda i: 90.0, offers=True)
+    certain = recommend(con, w(hours=20, deadline_hours=30), n_train=40, n_eval=60)
+    assert certain.chosen.plan.reservation is not None and certain.chosen.plan.reservation.tier == "low"
+    assert certain.reservation_reason and certain.reservation_reason.startswith("low")
+    unsure = recommend(con, w(hours=10, hours_p90=26, deadline_hours=30), n_train=40, n_eval=60)
+    assert unsure.reservation_reason is not None
+
+
+def test_infeasible_deadline_names_the_earliest(tmp_path: Path) -> None:
+    con = build_store(tmp_path, lambda i: 8.0)
+    with pytest.raises(InfeasibleError, match="the earliest deadline you can meet is 25 h"):
+        recommend(con, w(hours=24.5, deadline_hours=24), n_train=20, n_eval=20)
+
+
+def test_infeasible_budget_names_the_budget_needed(tmp_path: Path) -> None:
+    con = build_store(tmp_path, lambda i: 8.0)
+    with pytest.raises(InfeasibleError, match=r"the budget needed is \$19[0-9]"):
+        recommend(con, w(budget=50.0), n_train=20, n_eval=20)
+
+
+def test_looser_deadline_never_costs_more_and_higher_target_never_lowers_probability() -> None:
+    from advisor.store.default import resolve_db
+
+    con = store.connect(resolve_db(None), read_only=True)
+    costs = [recommend(con, w(hours=48, deadline_hours=d, nodes=2), n_train=80, n_eval=200).chosen.cost["mean"]
+             for d in (60, 96, 144)]
+    assert all(b <= a * 1.03 for a, b in zip(costs, costs[1:], strict=False)), costs
+    probs = [recommend(con, w(hours=48, deadline_hours=60, target_probability=t), n_train=80,
+                       n_eval=200).chosen.probability for t in (0.8, 0.95, 0.99)]
+    assert all(b >= a - 0.02 for a, b in zip(probs, probs[1:], strict=False)), probs
+    assert np.isfinite(costs).all()

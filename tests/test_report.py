@@ -1,0 +1,116 @@
+"""Reports: JSON validates against the shipped schema, Markdown, SkyPilot task round trip, the recommend CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from advisor.cli import app
+from advisor.plan import Bid, Fallback, Plan, load_document
+from advisor.report import read_task, schema, workload_fields, write_task
+
+runner = CliRunner()
+ARGS = ["recommend", "--gpu", "H100", "--nodes", "2", "--hours", "48", "--deadline", "4d", "--scenarios", "60"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("rep")
+    result = runner.invoke(app, [*ARGS, "--json", "--out", str(out / "r.json"), "--markdown", str(out / "r.md")])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout), out
+
+
+def test_report_validates_and_is_replayable(report) -> None:
+    doc, out = report
+    jsonschema.validate(doc, schema())
+    assert doc["schema_version"] == "1.0"
+    assert json.loads((out / "r.json").read_text()) == doc
+    assert 0 <= doc["probability_meet_deadline"] <= 1
+    assert doc["cost"]["p50"] <= doc["cost"]["p90"]
+    assert {a["name"] for a in doc["alternatives"]} >= {"on-demand only", "best single bid"}
+    workload, plan = load_document(out / "r.json")  # the report is itself a replayable document
+    assert workload.nodes == 2 and plan.fallback
+    for cmd in doc["bid_commands"]:
+        assert cmd.startswith("ml instance create -i ") and cmd.endswith(" -N 2")
+
+
+def test_schema_rejects_a_broken_report(report) -> None:
+    bad = copy.deepcopy(report[0])
+    bad["probability_meet_deadline"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema())
+    bad = copy.deepcopy(report[0])
+    del bad["plan"]["fallback"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema())
+
+
+def test_markdown_section_states_the_numbers(report) -> None:
+    doc, out = report
+    text = (out / "r.md").read_text()
+    assert text.startswith("### GPU plan: 48 h x 2 node(s) of 8 H100")
+    assert f"${doc['cost']['mean']:,.0f}" in text and "P(meet deadline)" in text
+    assert "| on-demand only |" in text and "**Assumptions**" in text
+
+
+TASK = {"name": "finetune", "num_nodes": 2, "setup": "pip install -r req.txt", "run": "python train.py",
+        "resources": {"accelerators": "H100:8", "use_spot": True, "disk_size": 512, "any_of": [{"infra": "aws"}]},
+        "file_mounts": {"/ckpt": {"source": "s3://bucket/ckpt"}}, "config": {"mithril": {"limit_price": 32}}}
+
+
+def test_skypilot_task_read_and_written_back(tmp_path: Path) -> None:
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(TASK))
+    assert workload_fields(read_task(path)) == {"gpu": "H100", "gpus_per_node": 8, "nodes": 2}
+    plan = Plan(bids=(Bid("mithril:us-central5-a:h100-80gb.sxm.8x:spot", 19.5),
+                      Bid("aws:us-east-1a:p5.48xlarge:spot", 30.0)),
+                fallback=(Fallback("lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"),))
+    written = yaml.safe_load(yaml.safe_dump(write_task(read_task(path), plan, {
+        "aws:us-east-1a:p5.48xlarge:spot": "us-east-1", "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand": "us-east-1"})))
+    assert written["config"]["mithril"]["limit_price"] == 19.5
+    assert written["resources"]["ordered"] == [
+        {"infra": "mithril/us-central5-a", "use_spot": True}, {"infra": "aws/us-east-1/us-east-1a", "use_spot": True},
+        {"infra": "lambda/us-east-1", "use_spot": False}]
+    for key in ("name", "num_nodes", "setup", "run", "file_mounts"):
+        assert written[key] == TASK[key]
+    assert written["resources"]["disk_size"] == 512 and written["resources"]["accelerators"] == "H100:8"
+    assert "any_of" not in written["resources"]
+
+
+def test_recommend_from_a_task_writes_the_task_back(tmp_path: Path) -> None:
+    (tmp_path / "task.yaml").write_text(yaml.safe_dump(TASK))
+    result = runner.invoke(app, ["recommend", "--task", str(tmp_path / "task.yaml"), "--hours", "24", "--deadline",
+                                 "3d", "--scenarios", "40", "--write-task", str(tmp_path / "out.yaml"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["workload"]["nodes"] == 2 and doc["workload"]["gpu"] == "H100"
+    written = yaml.safe_load((tmp_path / "out.yaml").read_text())
+    assert written["run"] == TASK["run"] and written["resources"]["ordered"]
+
+
+def test_recommend_summary_and_gpu_hours() -> None:
+    result = runner.invoke(app, ["recommend", "--gpu", "H100", "--nodes", "2", "--gpu-hours", "768", "--deadline",
+                                 "4d", "--scenarios", "40"])
+    assert result.exit_code == 0, result.stderr
+    assert "Recommended plan" in result.stdout and "P(meet deadline)" in result.stdout
+    assert "Savings against on-demand only" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (["--hours", "100", "--deadline", "50h"], "the earliest deadline you can meet is 101 h"),
+    (["--hours", "48", "--deadline", "4d", "--budget", "10"], "the budget needed is $"),
+    (["--deadline", "4d"], "needs --hours"),
+    (["--hours", "48", "--deadline", "soon"], "not an ISO-8601 timestamp"),
+])
+def test_infeasible_or_bad_requests_get_one_line(args: list[str], text: str) -> None:
+    result = runner.invoke(app, ["recommend", "--gpu", "H100", "--scenarios", "30", *args])
+    assert result.exit_code in (1, 2)
+    assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
