@@ -254,7 +254,7 @@ def backtest(
     nodes: Annotated[str, typer.Option("--nodes", help="Gang sizes to sweep.")] = "1",
     every: Annotated[str, typer.Option("--every", help="Time between starts.")] = "3d",
     warmup: Annotated[str, typer.Option("--warmup", help="History before the first start.")] = "28d",
-    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated strategies.")] =
+    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated strategies (and advisor).")] =
     "on_demand,greedy,uniform_progress,docs_rule",
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every")] = 1.0,
     restart_overhead: Annotated[float, typer.Option("--restart-overhead")] = 0.25,
@@ -282,10 +282,16 @@ def backtest(
                              f"deadline. To fix: shorten --warmup or the grid")
         span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
         history = load_history(con, list(universe.spot + universe.on_demand), starts[0], span)
-    total = len(starts) * len(grid.workloads())
-    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
-        task = progress.add_task("backtest", total=total)
-        rows = run_backtest(history, universe, grid, starts, names, on_step=lambda: progress.advance(task))
+        plan_fns = {}
+        if "advisor" in names:
+            from advisor.optimize.backtest import advisor_plan_fn
+
+            plan_fns["advisor"] = advisor_plan_fn(con)
+        total = len(starts) * len(grid.workloads())
+        with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+            task = progress.add_task("backtest", total=total)
+            rows = run_backtest(history, universe, grid, starts, names, plan_fns,
+                                on_step=lambda: progress.advance(task))
     if csv_out:
         rows.to_csv(csv_out, index=False)
     if as_json:

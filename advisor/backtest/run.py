@@ -16,8 +16,9 @@ from advisor.plan import MarketPaths, Plan, ReplayResult, Workload, replay
 
 STRATEGIES = ("on_demand", "greedy", "uniform_progress", "docs_rule")
 
-# A strategy that sees only the past: given the workload, its universe and the start time, return a plan.
-PlanFn = Callable[[Workload, Universe, pd.Timestamp], Plan]
+# A strategy that sees only the past: given the workload, its universe and the start time, return a plan (or a
+# plan and the probability of meeting the deadline it promised).
+PlanFn = Callable[[Workload, Universe, pd.Timestamp], Plan | tuple[Plan, float]]
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,19 @@ def start_times(first: pd.Timestamp, last: pd.Timestamp, every_hours: float, war
     return list(pd.date_range(begin, end, freq=pd.Timedelta(hours=every_hours)))
 
 
-def _strategy_results(name: str, w: Workload, universe: Universe, window: MarketPaths,
-                      plan_fns: dict[str, PlanFn], start: pd.Timestamp) -> Iterable[tuple[str, ReplayResult]]:
+def _strategy_results(name: str, w: Workload, universe: Universe, window: MarketPaths, plan_fns: dict[str, PlanFn],
+                      start: pd.Timestamp) -> Iterable[tuple[str, ReplayResult, float | None]]:
     if name == "uniform_progress":
         od, _ = cheapest_on_demand(universe, window)
         for spot in universe.spot:
             label = name if len(universe.spot) == 1 else f"{name}@{spot.split(':')[1]}"
-            yield label, uniform_progress(w, spot, od, window)
+            yield label, uniform_progress(w, spot, od, window), None
     elif name in PLAN_STRATEGIES:
-        yield name, replay(w, PLAN_STRATEGIES[name](w, universe, window), window)
+        yield name, replay(w, PLAN_STRATEGIES[name](w, universe, window), window), None
     elif name in plan_fns:
-        yield name, replay(w, plan_fns[name](w, universe, start), window)
+        out = plan_fns[name](w, universe, start)
+        plan, promised = out if isinstance(out, tuple) else (out, None)
+        yield name, replay(w, plan, window), promised
     else:
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join([*STRATEGIES, *plan_fns])}")
 
@@ -78,11 +81,12 @@ def run_backtest(history: MarketPaths, universe: Universe, grid: Grid, starts: l
             window = history.window(offset, w.horizon)
             best = hindsight_cost(w, window, markets)
             for name in strategies:
-                for label, r in _strategy_results(name, w, universe, window, plan_fns, start):
+                for label, r, promised in _strategy_results(name, w, universe, window, plan_fns, start):
                     rows.append({"start": start, "hours": w.hours, "slack": slack, "deadline_hours": w.deadline_hours,
                                  "nodes": w.nodes, "strategy": label, "cost": r.cost, "finished": r.finished,
                                  "finish_hour": r.finish_hour, "preemptions": r.preemptions, "hindsight_cost": best,
-                                 "ratio": r.cost / best if np.isfinite(best) and best > 0 else np.nan})
+                                 "ratio": r.cost / best if np.isfinite(best) and best > 0 else np.nan,
+                                 "promised": promised})
             if on_step:
                 on_step()
     return pd.DataFrame(rows)
@@ -94,4 +98,6 @@ def summarize(rows: pd.DataFrame, by: tuple[str, ...] = ("strategy",)) -> pd.Dat
     out = groups.agg(runs=("cost", "size"), mean_ratio=("ratio", "mean"),
                      p90_ratio=("ratio", lambda r: float(np.nanquantile(r, 0.9)) if r.notna().any() else np.nan),
                      miss_rate=("finished", lambda f: 1.0 - float(np.mean(f))), mean_cost=("cost", "mean"))
+    if "promised" in rows and rows["promised"].notna().any():
+        out["promised_p"] = groups["promised"].mean()
     return out.reset_index()
