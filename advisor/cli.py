@@ -45,8 +45,9 @@ def cli_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except ValueError as exc:
             err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except duckdb.IOException as exc:
-            err.print(f"error: cannot open the database: {str(exc).splitlines()[0]}", markup=False, soft_wrap=True)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            err.print(f"error: cannot open the database (is another program writing to it?): "
+                      f"{str(exc).splitlines()[0]}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -127,6 +128,9 @@ def ingest(
         raise ValueError(f"--format {fmt!r}: one of {', '.join(store.FORMATS)}")
     if at:
         parse_ts(at)
+    for path in paths:
+        if not path.is_file():
+            raise AdvisorError(f"{path}: no such file")
     opts = store.StageOptions(price=parse_price_flag(price), provider=provider, at=at)
     with open_store(db, read_only=False) as con, \
             Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:

@@ -60,6 +60,7 @@ class Recommendation:
     candidates: int
     reservation_reason: str | None = None
     seed: int = 0
+    evaluation_paths: MarketPaths | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -206,6 +207,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           history_start=start, universe=universe, solution=solution, n_train=n_train,
                           n_eval=n_eval, candidates=len(cands),
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
+                          evaluation_paths=fresh,
                           notes=[solution.note] if solution.note else [])
 
 

@@ -48,6 +48,7 @@ class ReplayResult:
     preemptions: int
     hours_by_market: dict[str, float] = field(default_factory=dict)
     remaining_hours: float = 0.0  # work left at the deadline (0 when finished)
+    timeline: list[tuple[int, str | None, bool]] = field(default_factory=list)  # (hour, where it ran, preempted)
     market_cost: float = 0.0
     reservation_cost: float = 0.0
     credits: float = 0.0
@@ -91,6 +92,7 @@ class Ledger:
         self.hours_by: dict[str, float] = {}
         self.reserved_steps = 0
         self.finish_hour: float | None = None
+        self.timeline: list[tuple[int, str | None, bool]] = []
 
     @property
     def done(self) -> bool:
@@ -117,6 +119,7 @@ class Ledger:
         elif current is not None and (choice is None or choice.label != current.label):
             self.since_ckpt = 0.0  # a voluntary move checkpoints first
         self.current = choice
+        self.timeline.append((t, None if choice is None else choice.label, preempted))
         if choice is None:
             return
         restart = preempted or current is None or current.label != choice.label
@@ -138,7 +141,7 @@ class Ledger:
         res_cost, credits = reservation_charges(reservation, self.w, self.reserved_steps, self.finish_hour)
         return ReplayResult(cost=self.market_cost + res_cost, finished=self.done, finish_hour=self.finish_hour,
                             preemptions=self.preemptions, hours_by_market=dict(self.hours_by),
-                            remaining_hours=max(self.remaining, 0.0),
+                            remaining_hours=max(self.remaining, 0.0), timeline=list(self.timeline),
                             market_cost=self.market_cost, reservation_cost=res_cost, credits=credits)
 
 

@@ -1,0 +1,57 @@
+"""The Streamlit dashboard through AppTest: every view renders, the deadline drives the plan, bad databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from advisor import store
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("ADVISOR_DB", raising=False)
+    return AppTest.from_file(APP, default_timeout=180)
+
+
+def test_every_view_renders_on_the_demo_data(app: AppTest) -> None:
+    at = app.run()
+    assert not at.exception
+    assert len(at.tabs) == 4
+    labels = [m.label for m in at.metric]
+    assert labels == ["Expected cost", "P50 / P90", "P(meet deadline)", "Saving vs on-demand"]
+    assert at.metric[0].value.startswith("$")
+    assert not at.error
+    assert len(at.get("plotly_chart")) >= 5  # cost histogram, timeline, market history, fan chart, availability
+    assert len(at.dataframe) >= 3  # plan, alternatives, backtest
+
+
+def test_changing_the_deadline_changes_the_recommendation(app: AppTest) -> None:
+    at = app.run()
+    relaxed = [m.value for m in at.metric]
+    at.number_input(key="deadline").set_value(104.0).run()
+    assert not at.exception
+    tight = [m.value for m in at.metric]
+    assert tight != relaxed
+    at.number_input(key="deadline").set_value(50.0).run()  # 100 h of work cannot fit
+    assert any("earliest deadline you can meet is 101 h" in e.value for e in at.error)
+
+
+def test_empty_database_shows_a_message(app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.connect(tmp_path / "empty.duckdb").close()
+    monkeypatch.setenv("ADVISOR_DB", str(tmp_path / "empty.duckdb"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "holds no markets yet" in at.error[0].value
+
+
+def test_unreadable_database_shows_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "junk.duckdb").write_bytes(b"this is not a database" * 100)
+    monkeypatch.setenv("ADVISOR_DB", str(tmp_path / "junk.duckdb"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert at.error[0].value.startswith("Cannot read the database")
