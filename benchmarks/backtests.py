@@ -69,9 +69,25 @@ def run_case(con, select: dict, grid: Grid, every: str, warmup: str, strategies:
     return run_backtest(history, universe, grid, starts, strategies, plan_fns), len(starts)
 
 
+def print_advisor_detail(rows: pd.DataFrame) -> None:
+    """Per workload: the advisor's mean cost against the hindsight-best static plan and the docs' rule, and its
+    promised against its realized P(meet deadline)."""
+    keys = ["hours", "slack", "nodes"]
+    mean = rows.pivot_table(index=keys, columns="strategy", values="cost", aggfunc="mean")
+    adv = rows[rows["strategy"] == "advisor"].groupby(keys)
+    print("\n| work h | slack | nodes | advisor / best static | advisor / docs rule | promised P | realized P |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for key, group in adv:
+        static = mean.loc[key].get("best_static", float("nan"))
+        docs = mean.loc[key].get("docs_rule", float("nan"))
+        print(f"| {key[0]:g} | {key[1]:g} | {key[2]} | {mean.loc[key, 'advisor'] / static:.3f} | "
+              f"{mean.loc[key, 'advisor'] / docs:.3f} | {group['promised'].mean():.3f} | "
+              f"{group['finished'].mean():.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--strategies", default="on_demand,greedy,uniform_progress,docs_rule")
+    parser.add_argument("--strategies", default="on_demand,greedy,uniform_progress,docs_rule,best_static,advisor")
     args = parser.parse_args()
     strategies = args.strategies.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +103,8 @@ def main() -> None:
             print("|---|---:|---:|---:|---:|")
             for r in table.itertuples():
                 print(f"| {r.strategy} | {r.runs} | {r.mean_ratio:.3f} | {r.p90_ratio:.3f} | {r.miss_rate:.1%} |")
+            if "advisor" in strategies:
+                print_advisor_detail(rows)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from advisor.backtest.oracle import hindsight_cost
+from advisor.backtest.static import best_static_rows
 from advisor.backtest.strategies import PLAN_STRATEGIES, Universe, cheapest_on_demand, uniform_progress
 from advisor.plan import MarketPaths, Plan, ReplayResult, Workload, replay
 
@@ -61,7 +62,7 @@ def _strategy_results(name: str, w: Workload, universe: Universe, window: Market
         plan, promised = out if isinstance(out, tuple) else (out, None)
         yield name, replay(w, plan, window), promised
     else:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join([*STRATEGIES, *plan_fns])}")
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join([*STRATEGIES, 'best_static', *plan_fns])}")
 
 
 def run_backtest(history: MarketPaths, universe: Universe, grid: Grid, starts: list[pd.Timestamp],
@@ -74,13 +75,17 @@ def run_backtest(history: MarketPaths, universe: Universe, grid: Grid, starts: l
     plan_fns = plan_fns or {}
     markets = list(universe.spot + universe.on_demand)
     rows = []
+    windows: dict[tuple, list] = {}
     for start in starts:
         offset = int((start - history.start) / pd.Timedelta(hours=1))
         for slack, base in grid.workloads():
             w = replace(base, start=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
             window = history.window(offset, w.horizon)
             best = hindsight_cost(w, window, markets)
+            windows.setdefault((slack, w.hours, w.nodes), []).append((start, w, window, best))
             for name in strategies:
+                if name == "best_static":
+                    continue
                 for label, r, promised in _strategy_results(name, w, universe, window, plan_fns, start):
                     rows.append({"start": start, "hours": w.hours, "slack": slack, "deadline_hours": w.deadline_hours,
                                  "nodes": w.nodes, "strategy": label, "cost": r.cost, "finished": r.finished,
@@ -89,7 +94,20 @@ def run_backtest(history: MarketPaths, universe: Universe, grid: Grid, starts: l
                                  "promised": promised})
             if on_step:
                 on_step()
+    if "best_static" in strategies:
+        rows += _best_static(windows, universe)
     return pd.DataFrame(rows)
+
+
+def _best_static(windows: dict[tuple, list], universe: Universe) -> list[dict]:
+    out = []
+    for (slack, _, _), items in windows.items():
+        picked = best_static_rows([(s, w, win) for s, w, win, _ in items], universe)
+        for (_, w, _, best), row in zip(items, picked, strict=True):
+            out.append({**row, "hours": w.hours, "slack": slack, "deadline_hours": w.deadline_hours,
+                        "nodes": w.nodes, "strategy": "best_static", "hindsight_cost": best,
+                        "ratio": row["cost"] / best if np.isfinite(best) and best > 0 else np.nan, "promised": None})
+    return out
 
 
 def summarize(rows: pd.DataFrame, by: tuple[str, ...] = ("strategy",)) -> pd.DataFrame:
