@@ -76,3 +76,24 @@ def test_baselines_never_miss_when_on_demand_is_always_there() -> None:
         assert safe_margin(w) == 3.0
         for name in ("on_demand", "greedy", "docs_rule"):
             assert run_strategy(name, w, UNIVERSE, p).finished, name
+
+
+def test_best_static_in_hindsight_is_no_worse_than_the_docs_rule() -> None:
+    import pandas as pd
+
+    from advisor.backtest import Grid, run_backtest
+
+    rng = np.random.default_rng(11)
+    hours = 24 * 20
+    base = 0.3 + 0.05 * rng.standard_normal(hours).cumsum() / 10
+    peak = np.where(rng.random(hours) < 0.08, 2.5, np.abs(base))
+    mean = np.stack([np.abs(base), np.full(hours, 1.0)])[None]
+    p = MarketPaths((SPOT, OD), mean, np.stack([peak, np.full(hours, 1.0)])[None], np.full((1, 2, hours), np.nan),
+                    pd.Timestamp("2015-04-01"))
+    starts = list(pd.date_range("2015-04-01", periods=8, freq="48h"))
+    rows = run_backtest(p, Universe(spot=(SPOT,), on_demand=(OD,)), Grid((12.0, 24.0), (1.5, 3.0)), starts,
+                        ["docs_rule", "best_static"])
+    mean_cost = rows.groupby(["hours", "slack", "strategy"])["cost"].mean().unstack()
+    assert (mean_cost["best_static"] <= mean_cost["docs_rule"] + 1e-9).all()
+    assert rows.loc[rows["strategy"] == "best_static", "finished"].all()
+    assert (rows["ratio"] >= 1 - 1e-9).all()

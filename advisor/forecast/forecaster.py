@@ -16,7 +16,7 @@ from advisor.plan import MarketPaths
 
 def hour_of_week(start: pd.Timestamp, hours: int) -> np.ndarray:
     """Hour of week (Monday 00:00 = 0) of each hour from `start`."""
-    first = pd.Timestamp(start).dayofweek * 24 + pd.Timestamp(start).hour
+    first = pd.Timestamp(start).day_of_week * 24 + pd.Timestamp(start).hour
     return (first + np.arange(hours)) % HOURS_PER_WEEK
 
 

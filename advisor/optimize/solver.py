@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,9 @@ def _solver(name: str, time_limit: float) -> pulp.LpSolver:
         if not solver.available():
             raise AdvisorError("--solver highs needs highspy. To fix: pip install highspy (or use --solver cbc)")
         return solver
-    return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+    with warnings.catch_warnings():  # PuLP 3.3 deprecates the bundled CBC; it is still the one CBC it ships
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
 
 
 def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, target: float,
@@ -61,12 +64,12 @@ def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, targe
     n_p, n_s = meet.shape
     need = math.ceil(target * n_s - 1e-9)
     model = pulp.LpProblem("advisor_plan", pulp.LpMinimize)
-    x = [pulp.LpVariable(f"x_{p}", cat="Binary") for p in range(n_p)]
-    z = [pulp.LpVariable(f"z_{s}", cat="Binary") for s in range(n_s)]
+    x = [model.add_variable(f"x_{p}", cat="Binary") for p in range(n_p)]
+    z = [model.add_variable(f"z_{s}", cat="Binary") for s in range(n_s)]
     pieces = {}
     for kind in ("ladder", "guard", "reservation"):
         ids = sorted({str(getattr(c, kind)) for c in candidates})
-        var = {i: pulp.LpVariable(f"{kind[0]}_{k}", cat="Binary") for k, i in enumerate(ids)}
+        var = {i: model.add_variable(f"{kind[0]}_{k}", cat="Binary") for k, i in enumerate(ids)}
         model += pulp.lpSum(var.values()) == 1, f"one_{kind}"
         for p, c in enumerate(candidates):
             model += x[p] <= var[str(getattr(c, kind))], f"{kind}_{p}"
