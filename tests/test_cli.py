@@ -131,3 +131,15 @@ def test_backtest_skips_windows_without_records(tmp_path: Path) -> None:
     assert starts_with_data(con, u, starts, 24) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-02"),
                                                     pd.Timestamp("2015-04-21"), pd.Timestamp("2015-04-22")]
     assert starts_with_data(con, u, starts, 48) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-21")]
+
+
+def test_demo_rebuilds_byte_identical_files_and_a_database(tmp_path: Path) -> None:
+    outs = []
+    for name in ("a", "b"):
+        result = run("demo", "--out", str(tmp_path / name), "--db", str(tmp_path / f"{name}.duckdb"), "--json")
+        assert result.exit_code == 0, result.stderr
+        outs.append(json.loads(result.stdout))
+    for file in ("prices.csv.gz", "offers.csv"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+    markets = json.loads(run("markets", "--db", outs[0]["db"], "--json").stdout)
+    assert len(markets) >= 10 and {m["provider"] for m in markets} >= {"mithril", "aws", "gcp", "lambda", "spheron"}
