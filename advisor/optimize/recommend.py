@@ -1,9 +1,10 @@
 """`recommend`: from the store to a plan with honest numbers.
 
-History before `as_of` -> forecaster -> training scenarios -> candidate plans scored by the replay engine -> the
-scenario MIP picks one -> it and the alternatives are replayed on fresh scenarios (another seed, never fitted on);
-those are the numbers reported. Uncertain work (`hours_p90`) is a lognormal with median `hours`: scenarios are
-split over five of its quantiles, so a plan that cannot absorb an overrun pays for it.
+History before `as_of` -> forecaster -> training scenarios (plus windows of that recorded history, so real spike
+shapes count) -> candidate plans scored by the replay engine -> the scenario MIP picks one -> it and the
+alternatives are replayed on fresh scenarios (another seed, never fitted on); those are the numbers reported.
+Uncertain work (`hours_p90`) is a lognormal with median `hours`: scenarios are split over five of its quantiles, so
+a plan that cannot absorb an overrun pays for it.
 """
 
 from __future__ import annotations
@@ -101,6 +102,23 @@ def _merge(parts: list[tuple[np.ndarray, BatchResult]], n: int) -> BatchResult:
     return BatchResult(finished=finished, preemptions=pre, hours=hours, labels=labels, **out)
 
 
+def with_history_windows(scenarios: MarketPaths, history: MarketPaths, horizon: int,
+                         every: int = 12) -> MarketPaths:
+    """The forecast scenarios plus every `every`-hour window of the recorded history before as_of that spans the
+    horizon: real spikes and outages, with their real shapes, next to the model's (training only)."""
+    starts = list(range(0, history.hours - horizon + 1, every))
+    if not starts:
+        return scenarios
+    idx = [history.index(m) for m in scenarios.markets]
+
+    def stack(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([a[0][idx][None, :, s:s + horizon] for s in starts], axis=0)
+
+    return MarketPaths(scenarios.markets, np.concatenate([scenarios.mean, stack(history.mean)]),
+                       np.concatenate([scenarios.peak, stack(history.peak)]),
+                       np.concatenate([scenarios.avail, stack(history.avail)]), scenarios.start)
+
+
 def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: str | None = None) -> Universe:
     """Markets for the workload's GPU (instances of `gpus_per_node` GPUs), providers and explicit markets."""
     frame = list_markets(con)
@@ -183,7 +201,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
     history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
-    train = model.scenarios(n_train, workload.horizon, seed)
+    train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon)
     fresh = model.scenarios(n_eval, workload.horizon, seed + 7919)
     offer_rows = offers(con)
     types = {m.split(":")[2] for m in markets}
