@@ -32,8 +32,8 @@ CAPACITY_BINS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
 class PriceModel:
     """Seasonal level + AR(1)-t residual on log prices; see the module docstring."""
 
-    shrink_weeks: float = 2.0
-    level_days: float = 7.0
+    shrink_weeks: float = 4.0
+    level_days: float = 14.0
     constant_: float | None = None
     season_: np.ndarray = field(default_factory=lambda: np.zeros(HOURS_PER_WEEK))
     level_: float = 0.0
