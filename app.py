@@ -35,9 +35,11 @@ def markets_table(path: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="Optimizing over forecast scenarios...")
-def cached_recommendation(path: str, workload_json: str, scenarios: int):
-    rec = recommend(connection(path), workload_from_dict(json.loads(workload_json)), n_train=scenarios,
-                    n_eval=int(scenarios * 2.5))
+def cached_recommendation(path: str, workload_json: str, scenarios: int, instance_type: str | None,
+                          as_of: str | None):
+    origin = pd.Timestamp(as_of) if as_of else None
+    rec = recommend(connection(path), workload_from_dict(json.loads(workload_json)), origin, instance_type,
+                    n_train=scenarios, n_eval=int(scenarios * 2.5))
     return rec, build_report(rec)
 
 
@@ -64,7 +66,7 @@ def cached_backtest(path: str, spot: tuple[str, ...], on_demand: tuple[str, ...]
     return run_backtest(history, universe, grid, starts)
 
 
-def sidebar(gpus: list[str], providers: list[str]) -> tuple[dict, int]:
+def sidebar(gpus: list[str], providers: list[str], frame: pd.DataFrame) -> tuple[dict, int, str | None, str | None]:
     side = st.sidebar
     side.header("Workload")
     task = side.file_uploader("SkyPilot task YAML (optional)", type=["yaml", "yml"], key="task")
@@ -99,8 +101,21 @@ def sidebar(gpus: list[str], providers: list[str]) -> tuple[dict, int]:
     chosen = side.multiselect("Providers (none = all)", providers, key="providers")
     if chosen:
         w["providers"] = chosen
+    mine = frame[(frame["gpu"] == gpu) & (frame["gpus_per_instance"] == w["gpus_per_node"])]
+    types = ["any", *sorted(mine["instance_type"].unique())]
+    instance_type = side.selectbox("Instance type", types, key="instance_type")
+    markets = side.multiselect("Only these markets (none = all that match)", mine["market"].tolist(), key="markets")
+    if markets:
+        w["markets"] = markets
+    as_of = side.text_input("As of (ISO-8601 UTC; empty = latest data)", "", key="as_of").strip() or None
+    if as_of:
+        try:
+            pd.Timestamp(as_of)
+        except ValueError:
+            side.error(f"As of: {as_of!r} is not an ISO-8601 timestamp, e.g. 2026-05-01T00:00:00Z")
+            as_of = None
     scenarios = int(side.select_slider("Scenarios", [60, 100, 200, 400], value=100, key="scenarios"))
-    return w, scenarios
+    return w, scenarios, (None if instance_type == "any" else instance_type), as_of
 
 
 def market_view(path: str, frame: pd.DataFrame, gpu: str) -> None:
@@ -213,10 +228,10 @@ def main() -> None:
                  f"or clear the path to use the demo data.")
         st.stop()
     gpus = dashboard.gpus_of(frame)
-    w, scenarios = sidebar(gpus, sorted(frame["provider"].unique()))
+    w, scenarios, instance_type, as_of = sidebar(gpus, sorted(frame["provider"].unique()), frame)
     rec, report, problem = None, None, None
     try:
-        rec, report = cached_recommendation(path, json.dumps(w, sort_keys=True), scenarios)
+        rec, report = cached_recommendation(path, json.dumps(w, sort_keys=True), scenarios, instance_type, as_of)
     except AdvisorError as exc:
         problem = str(exc)
     tabs = st.tabs(["Recommendation", "Market", "Forecast", "Backtest"])

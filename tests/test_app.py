@@ -55,3 +55,14 @@ def test_unreadable_database_shows_a_message(tmp_path: Path, monkeypatch: pytest
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert at.error[0].value.startswith("Cannot read the database")
+
+
+def test_as_of_and_markets_restrict_the_recommendation(app: AppTest) -> None:
+    at = app.run()
+    at.text_input(key="as_of").set_value("2026-05-01T00:00:00Z").run()
+    assert not at.exception and not at.error
+    assert "2026-05-01" in at.sidebar.text_input(key="as_of").value
+    only = "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
+    at.multiselect(key="markets").set_value([only]).run()
+    assert not at.exception
+    assert at.metric[3].value == "0%"  # on-demand only: no saving against on-demand

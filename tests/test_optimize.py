@@ -107,3 +107,10 @@ def test_looser_deadline_never_costs_more_and_higher_target_never_lowers_probabi
                        n_eval=200).chosen.probability for t in (0.8, 0.95, 0.99)]
     assert all(b >= a - 0.02 for a, b in zip(probs, probs[1:], strict=False)), probs
     assert np.isfinite(costs).all()
+
+
+def test_as_of_accepts_timezone_aware_timestamps(tmp_path: Path) -> None:
+    con = build_store(tmp_path, lambda i: 8.0)
+    naive = recommend(con, w(), as_of=pd.Timestamp("2026-03-30T00:00:00"), n_train=20, n_eval=20)
+    aware = recommend(con, w(), as_of=pd.Timestamp("2026-03-30T02:00:00+02:00"), n_train=20, n_eval=20)
+    assert naive.as_of == aware.as_of == pd.Timestamp("2026-03-30T00:00:00")

@@ -23,6 +23,7 @@ from advisor.optimize.candidates import NONE, Candidate, build_candidates
 from advisor.optimize.solver import InfeasibleError, Solution, solve
 from advisor.plan import BatchResult, MarketPaths, Plan, Workload, load_history, replay_batch
 from advisor.store import coverage, list_markets, offers
+from advisor.units import parse_ts
 
 WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -194,8 +195,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     universe = select_universe(con, workload, instance_type)
     markets = list(universe.spot + universe.on_demand)
     first, last = coverage(con, markets)
-    as_of = pd.Timestamp(as_of).ceil("h") if as_of is not None else pd.Timestamp(last).floor("h") + pd.Timedelta(
-        hours=1)
+    as_of = parse_ts(as_of).ceil("h") if as_of is not None else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
     if pd.Timestamp(first) >= as_of:
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
     start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
