@@ -135,6 +135,8 @@ def ingest(
     with open_store(db, read_only=False) as con, \
             Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
         task = progress.add_task("ingesting", total=len(paths))
+        if err.is_terminal and not as_json:
+            con.execute("SET enable_progress_bar = true")  # DuckDB's own bar inside one large file
         result = store.ingest_files(con, paths, fmt, opts, on_file=lambda _: progress.advance(task))
     if as_json:
         emit_json(result.to_dict())
@@ -366,6 +368,8 @@ def forecast(
     as_json: JsonOpt = False,
 ) -> None:
     """Price quantiles per future hour. Example: advisor forecast MARKET --as-of 2026-05-01T00:00:00Z --horizon 7d"""
+    import numpy as np
+
     from advisor.forecast import Forecaster
     from advisor.plan import load_history
     from advisor.units import parse_duration_hours
@@ -384,14 +388,17 @@ def forecast(
         history = load_history(con, [market], origin - pd.Timedelta(hours=back), back)
     model = Forecaster().fit(history)
     values = model.quantiles(market, sorted(qs), hours)
+    capacity = model.prob_capacity(market, 1, hours)
     times = pd.date_range(origin, periods=hours, freq="h")
     out = {"market": market, "as_of": origin,
-           "hours": [{"ts": t, "quantiles": {f"{q:g}": float(v) for q, v in zip(sorted(qs), row, strict=True)}}
-                     for t, row in zip(times, values, strict=True)]}
+           "hours": [{"ts": t, "quantiles": {f"{q:g}": (float(v) if np.isfinite(v) else None)
+                                             for q, v in zip(sorted(qs), row, strict=True)},
+                      "p_capacity": float(c)}
+                     for t, row, c in zip(times, values, capacity, strict=True)]}
     if as_json:
         emit_json(out)
         return
-    frame = pd.DataFrame(values, columns=[f"q{q:g}" for q in sorted(qs)]).assign(hour=times)
+    frame = pd.DataFrame(values, columns=[f"q{q:g}" for q in sorted(qs)]).assign(p_capacity=capacity, hour=times)
     print_table(frame[["hour", *frame.columns[:-1]]], title=f"{market} as of {origin}")
 
 

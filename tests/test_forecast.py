@@ -135,3 +135,18 @@ def test_forecast_evaluate_runs_on_demo_market() -> None:
     rows = json.loads(result.stdout)
     assert {r["method"] for r in rows} == {"model", "seasonal_naive", "empirical_4w"}
     assert all(0 <= r["coverage_80"] <= 1 and r["brier"] >= 0 for r in rows)
+
+
+def test_availability_only_series_forecasts_capacity_and_run_length() -> None:
+    rng = np.random.default_rng(6)
+    state, cap = 1, []
+    for _ in range(24 * 21):
+        state = int(rng.random() < (0.95 if state else 0.2))
+        cap.append(16.0 * state)
+    paths = one_market(np.full(len(cap), np.nan), np.array(cap))
+    f = Forecaster(n_paths=300).fit(paths)
+    p = f.prob_capacity("x:y:z:spot", 4, 72)
+    assert 0.7 < p[-24:].mean() < 0.95  # the chain's long-run share is 0.2 / 0.25 = 0.8
+    run = f.expected_run_length("x:y:z:spot", 1.0, 72, nodes=4)
+    assert 8 < run < 40  # stays ~ 1 / 0.05 = 20 h (cut by the horizon)
+    assert np.isnan(f.quantiles("x:y:z:spot", [0.5], 24)).all()

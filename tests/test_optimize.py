@@ -114,3 +114,12 @@ def test_as_of_accepts_timezone_aware_timestamps(tmp_path: Path) -> None:
     naive = recommend(con, w(), as_of=pd.Timestamp("2026-03-30T00:00:00"), n_train=20, n_eval=20)
     aware = recommend(con, w(), as_of=pd.Timestamp("2026-03-30T02:00:00+02:00"), n_train=20, n_eval=20)
     assert naive.as_of == aware.as_of == pd.Timestamp("2026-03-30T00:00:00")
+
+
+def test_highs_and_cbc_agree_on_the_plan(tmp_path: Path) -> None:
+    pytest.importorskip("highspy", reason="highspy is in the test extra")
+    con = build_store(tmp_path, lambda i: 60.0 if (i // 6) % 24 == 12 else 4.0)
+    cbc = recommend(con, w(hours=30, deadline_hours=120), n_train=40, n_eval=40, solver="cbc")
+    highs = recommend(con, w(hours=30, deadline_hours=120), n_train=40, n_eval=40, solver="highs")
+    assert highs.solution.solver == "highs" and highs.solution.status == "Optimal"
+    assert highs.chosen.cost["mean"] == pytest.approx(cbc.chosen.cost["mean"])

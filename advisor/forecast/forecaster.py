@@ -102,8 +102,14 @@ class Forecaster:
         return (np.isnan(cap) | (cap >= nodes)).mean(axis=0)
 
     def expected_run_length(self, market: str, limit: float, horizon: int, nodes: int = 1) -> float:
-        """Mean length (hours) of the uninterrupted stretches a bid at `limit` holds, over the simulated paths."""
+        """Mean length (hours) of the uninterrupted stretches a bid at `limit` holds, over the simulated paths; on
+        an availability-only series (no prices) the stretches the gang has capacity."""
         paths = self._paths(horizon)
-        ok = paths.usable(paths.index(market), limit, nodes)
+        i = paths.index(market)
+        if np.isnan(paths.peak[:, i]).all():
+            cap = paths.avail[:, i]
+            ok = np.isnan(cap) | (cap >= nodes)
+        else:
+            ok = paths.usable(i, limit, nodes)
         starts = ok & ~np.concatenate([np.zeros((ok.shape[0], 1), bool), ok[:, :-1]], axis=1)
         return float(ok.sum() / starts.sum()) if starts.sum() else 0.0
