@@ -306,43 +306,18 @@ def backtest(
     print_table(summarize(rows), title=f"{len(starts)} starts x {len(grid.workloads())} workloads, cost / hindsight")
 
 
-def _on_demand_price(con: duckdb.DuckDBPyConnection, market: str, history) -> float | None:
-    """The list price of the same provider's on-demand market for this instance type, if the store has one."""
-    key = store.MarketKey.parse(market)
-    frame = store.list_markets(con, kind="on_demand")
-    same = frame[(frame["provider"] == key.provider) & (frame["instance_type"] == key.instance_type)]
-    if same.empty:
-        return None
-    prices = store.raw_prices(con, same["market"].iloc[0])["price"].dropna()
-    return float(prices.iloc[-1]) if len(prices) else None
-
-
 def _forecast_evaluate(markets: str | None, lookback: float, horizon: float, every: float, db: str | None,
                        as_json: bool) -> None:
-    import numpy as np
-
-    from advisor.forecast.evaluate import evaluate, summarize_evaluation
-    from advisor.plan import load_history
+    from advisor.forecast.evaluate import evaluate_store, summarize_evaluation
 
     with open_store(db) as con:
         names = markets.split(",") if markets else store.list_markets(con, kind="spot")["market"].tolist()
         first, last = store.coverage(con, names)
-        start = pd.Timestamp(first).ceil("h")
-        history = load_history(con, names, start, int((pd.Timestamp(last) - start) / pd.Timedelta(hours=1)))
-        limits = {}
-        for m in names:
-            anchor = _on_demand_price(con, m, history) or float(np.nanmedian(history.mean[0, history.index(m)]))
-            limits[m] = [0.5 * anchor, anchor, 2 * anchor]
-    varying = [m for m in names if np.nanstd(history.mean[0, history.index(m)]) > 1e-9]
-    if not varying:
-        raise ValueError("no market with a moving price to evaluate")
-    origins = max(0, (history.hours - int(lookback) - int(horizon)) // int(every) + 1)
-    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
-        task = progress.add_task("origins", total=origins)
-        rows = evaluate(history, {m: limits[m] for m in varying}, int(lookback), int(horizon), int(every),
-                        on_origin=lambda: progress.advance(task))
-    if rows.empty:
-        raise ValueError(f"history of {history.hours} h is too short for --lookback + --horizon")
+        span = (pd.Timestamp(last) - pd.Timestamp(first)) / pd.Timedelta(hours=1)
+        with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+            task = progress.add_task("origins", total=max(0, int((span - lookback - horizon) // every) + 1))
+            rows = evaluate_store(con, names, int(lookback), int(horizon), int(every),
+                                  on_origin=lambda: progress.advance(task))
     table = summarize_evaluation(rows)
     if as_json:
         emit_json(frame_records(table))

@@ -267,3 +267,12 @@ def test_price_flag_per_instance_type(con, tmp_path: Path) -> None:
     store.ingest_files(con, [path], opts=store.StageOptions(price={"p3.2xlarge": 0.92, "p2.xlarge": 0.27}))
     got = con.execute("SELECT instance_type, price FROM prices JOIN markets USING (market_id) ORDER BY 1").fetchall()
     assert got == [("p2.xlarge", 0.27), ("p3.16xlarge", None), ("p3.2xlarge", 0.92)]
+
+
+def test_on_demand_price_of_the_same_instance_type(con, tmp_path: Path) -> None:
+    rows = [spot_row("2015-04-01T00:00:00Z", 0.1),
+            ["2015-04-01T00:00:00Z", "aws", "us-east-1", "us-east-1a", "g2.2xlarge", "K520", 1, "on_demand", 0.65, ""],
+            ["2015-05-01T00:00:00Z", "aws", "us-east-1", "us-east-1a", "g2.2xlarge", "K520", 1, "on_demand", 0.60, ""]]
+    store.ingest_files(con, [write_normalized(tmp_path / "a.csv", rows)])
+    assert store.on_demand_price(con, "aws:us-east-1a:g2.2xlarge:spot") == 0.60
+    assert store.on_demand_price(con, "aws:us-east-1a:c3.xlarge:spot") is None

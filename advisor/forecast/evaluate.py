@@ -91,6 +91,30 @@ def evaluate(history: MarketPaths, limits: dict[str, list[float]], lookback: int
     return pd.DataFrame(rows)
 
 
+def evaluate_store(con, markets: list[str], lookback: int, horizon: int, every: int,
+                   on_origin: Callable[[], None] | None = None) -> pd.DataFrame:
+    """`evaluate` on the store's history of `markets` (those with a moving price), with limits at 0.5x, 1x and 2x
+    each market's on-demand price, or its median price where it has none."""
+    from advisor.plan import load_history
+    from advisor.store import coverage, on_demand_price
+
+    first, last = coverage(con, markets)
+    start = pd.Timestamp(first).ceil("h")
+    history = load_history(con, markets, start, int((pd.Timestamp(last) - start) / pd.Timedelta(hours=1)))
+    limits = {}
+    for m in markets:
+        series = history.mean[0, history.index(m)]
+        if np.nanstd(series) > 1e-9:
+            anchor = on_demand_price(con, m) or float(np.nanmedian(series))
+            limits[m] = [0.5 * anchor, anchor, 2 * anchor]
+    if not limits:
+        raise ValueError("no market with a moving price to evaluate")
+    rows = evaluate(history, limits, lookback, horizon, every, on_origin=on_origin)
+    if rows.empty:
+        raise ValueError(f"history of {history.hours} h is too short for --lookback + --horizon")
+    return rows
+
+
 def summarize_evaluation(rows: pd.DataFrame) -> pd.DataFrame:
     """Per market and method: mean scores over origins, and the model's pinball relative to each baseline."""
     table = rows.groupby(["market", "method"], sort=False).mean(numeric_only=True).reset_index()

@@ -100,8 +100,8 @@ def guard_grid(workload: Workload) -> list[float]:
 
 
 def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on_demand: list[str],
-                     offers: pd.DataFrame) -> tuple[list[Candidate], dict]:
-    """Every candidate plan and the pieces they came from (for the report)."""
+                     offers: pd.DataFrame) -> list[Candidate]:
+    """Every candidate plan: on-demand only, each bid ladder at each guard margin, each reservation option."""
     fallback = on_demand_fallbacks(on_demand, paths)
     od_price = float(np.nanmean(paths.mean[:, paths.index(fallback[0].market), 0])) if fallback else math.inf
     ranked = rank_markets(paths, spot, workload.nodes, od_price) if spot else []
@@ -116,4 +116,4 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
     for name, res in reservations.items():
         g = safe_margin(workload)
         out.append(Candidate(Plan(reservation=res, fallback=fallback, guard_margin_hours=g), NONE, g, name))
-    return out, {"ranked": ranked, "limits": grids, "on_demand_price": od_price, "fallback": fallback}
+    return out

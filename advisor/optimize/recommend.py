@@ -170,7 +170,7 @@ def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
     if reserved:
         out["reservation only"] = cands[min(reserved, key=lambda p: (mean[p], -meet[p].mean()))].plan
     if universe.spot:
-        out["docs rule (limit = on-demand price)"] = docs_rule_plan(w, universe, paths.select(list(paths.markets)))
+        out["docs rule (limit = on-demand price)"] = docs_rule_plan(w, universe, paths)
     return out
 
 
@@ -209,7 +209,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     offer_rows = offer_rows[offer_rows["instance_type"].isin(types)]
     if workload.providers:
         offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
-    pool, _ = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
+    pool = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
     cands, cost, meet = _score_in_rounds(workload, pool, train)
     try:
         solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit)

@@ -11,6 +11,7 @@ from advisor.store.queries import (
     list_markets,
     market_ids,
     offers,
+    on_demand_price,
     raw_prices,
     record_counts,
 )
@@ -19,5 +20,5 @@ from advisor.store.schema import connect
 __all__ = [
     "FORMATS", "KINDS", "IngestResult", "MarketKey", "StageOptions", "connect", "coverage", "detect_format",
     "eligible", "hourly", "hourly_view", "infer_gpu", "ingest_files", "list_markets", "market_ids", "offers",
-    "raw_prices", "record_counts",
+    "on_demand_price", "raw_prices", "record_counts",
 ]

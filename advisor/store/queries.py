@@ -143,6 +143,17 @@ def record_counts(con: duckdb.DuckDBPyConnection, markets: list[str], start: dat
     return frame
 
 
+def on_demand_price(con: duckdb.DuckDBPyConnection, market: str) -> float | None:
+    """The latest list price of the same provider's on-demand market for this market's instance type, if any."""
+    provider, _, instance_type, _ = market.split(":")
+    row = con.execute("""
+        SELECT p.price FROM prices p JOIN markets m USING (market_id)
+        WHERE m.kind = 'on_demand' AND m.provider = ? AND m.instance_type = ? AND p.price IS NOT NULL
+        ORDER BY m.market, p.ts DESC LIMIT 1
+    """, [provider, instance_type]).fetchone()
+    return float(row[0]) if row else None
+
+
 def offers(con: duckdb.DuckDBPyConnection, provider: str | None = None) -> pd.DataFrame:
     """Reservation offers, newest quote first per (provider, location, instance_type, tier)."""
     return con.execute("""
