@@ -14,10 +14,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from advisor import dashboard, store
-from advisor.backtest import Grid, run_backtest, start_times, starts_with_data, summarize
+from advisor.backtest import Grid, Universe, backtest_from_store, summarize
 from advisor.errors import AdvisorError
 from advisor.optimize import recommend
-from advisor.plan import load_history, workload_from_dict
+from advisor.plan import workload_from_dict
 from advisor.report import build_report, dump_task, read_task, to_markdown, workload_fields, write_task
 from advisor.store.default import resolve_db
 
@@ -52,18 +52,12 @@ def cached_forecast(path: str, market: str, as_of: pd.Timestamp, horizon: int):
 @st.cache_data(show_spinner="Replaying strategies on history...")
 def cached_backtest(path: str, spot: tuple[str, ...], on_demand: tuple[str, ...], hours: tuple[float, ...],
                     slack: tuple[float, ...]) -> pd.DataFrame:
-    from advisor.backtest import Universe
-
-    con, universe = connection(path), Universe(spot=spot, on_demand=on_demand)
-    grid = Grid(hours=hours, slack=slack)
-    first, last = store.coverage(con, list(spot))
-    longest = max(w.horizon for _, w in grid.workloads())
-    starts = starts_with_data(con, universe, start_times(first, last, 72, 14 * 24, longest), longest)
-    if not starts:
+    try:
+        rows, _ = backtest_from_store(connection(path), Universe(spot=spot, on_demand=on_demand),
+                                      Grid(hours=hours, slack=slack), every_hours=72, warmup_hours=14 * 24)
+    except ValueError:  # too little history for the grid
         return pd.DataFrame()
-    span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
-    history = load_history(con, list(spot + on_demand), starts[0], span)
-    return run_backtest(history, universe, grid, starts)
+    return rows
 
 
 def sidebar(gpus: list[str], providers: list[str], frame: pd.DataFrame) -> tuple[dict, int, str | None, str | None]:

@@ -269,8 +269,8 @@ def backtest(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare strategies with the hindsight optimum on history. Example: advisor backtest --instance-type g2.2xlarge"""
-    from advisor.backtest import Grid, run_backtest, start_times, starts_with_data, summarize, universe_from_store
-    from advisor.plan import load_history
+    from advisor.backtest import Grid, backtest_from_store, summarize, universe_from_store
+    from advisor.optimize.backtest import advisor_plan_fns
     from advisor.units import parse_duration_hours
 
     grid = Grid(hours=_floats(hours, "--hours"), slack=_floats(slack, "--slack"),
@@ -279,25 +279,12 @@ def backtest(
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     with open_store(db) as con:
         universe = universe_from_store(con, instance_type, gpu, markets.split(",") if markets else None)
-        first, last = store.coverage(con, list(universe.spot))
-        longest = max(w.horizon for _, w in grid.workloads())
-        starts = start_times(first, last, parse_duration_hours(every), parse_duration_hours(warmup), longest)
-        starts = starts_with_data(con, universe, starts, longest)
-        if not starts:
-            raise ValueError(f"history {first} .. {last} is too short for --warmup {warmup} plus a {longest}-h "
-                             f"deadline. To fix: shorten --warmup or the grid")
-        span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
-        history = load_history(con, list(universe.spot + universe.on_demand), starts[0], span)
-        plan_fns = {}
-        if "advisor" in names:
-            from advisor.optimize.backtest import advisor_plan_fn
-
-            plan_fns["advisor"] = advisor_plan_fn(con)
-        total = len(starts) * len(grid.workloads())
         with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
-            task = progress.add_task("backtest", total=total)
-            rows = run_backtest(history, universe, grid, starts, names, plan_fns,
-                                on_step=lambda: progress.advance(task))
+            task = progress.add_task("backtest", total=None)
+            rows, starts = backtest_from_store(con, universe, grid, parse_duration_hours(every),
+                                               parse_duration_hours(warmup), names, advisor_plan_fns(con, names),
+                                               on_step=lambda: progress.advance(task),
+                                               on_total=lambda n: progress.update(task, total=n))
     if csv_out:
         rows.to_csv(csv_out, index=False)
     if as_json:
@@ -411,7 +398,7 @@ def _build_workload(flags: dict, workload_file: Path | None, task: dict | None, 
     return workload_from_dict(data)
 
 
-def _print_summary(report: dict, rec) -> None:
+def _print_summary(report: dict) -> None:
     console = Console()
     cost = report["cost"]
     console.print(f"[bold]Recommended plan[/bold] (as of {report['data']['as_of']}, "
@@ -509,7 +496,7 @@ def recommend(
     if as_json:
         sys.stdout.write(text + "\n")
     else:
-        _print_summary(report, rec)
+        _print_summary(report)
 
 
 def main() -> None:

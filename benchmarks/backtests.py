@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from advisor import store
-from advisor.backtest import Grid, run_backtest, start_times, starts_with_data, summarize, universe_from_store
-from advisor.plan import load_history
+from advisor.backtest import Grid, backtest_from_store, summarize, universe_from_store
+from advisor.optimize.backtest import advisor_plan_fns
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Public list prices at the time of the spot-availability traces (shared/data/README.md); spot at ~30% of them.
@@ -51,22 +51,14 @@ def build_store(path: Path) -> None:
     con.close()
 
 
-def run_case(con, select: dict, grid: Grid, every: str, warmup: str, strategies: list[str]) -> pd.DataFrame:
+def run_case(con, select: dict, grid: Grid, every: str, warmup: str,
+             strategies: list[str]) -> tuple[pd.DataFrame, int]:
     from advisor.units import parse_duration_hours
 
     universe = universe_from_store(con, **select)
-    first, last = store.coverage(con, list(universe.spot))
-    longest = max(w.horizon for _, w in grid.workloads())
-    starts = start_times(first, last, parse_duration_hours(every), parse_duration_hours(warmup), longest)
-    starts = starts_with_data(con, universe, starts, longest)
-    span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
-    history = load_history(con, list(universe.spot + universe.on_demand), starts[0], span)
-    plan_fns = {}
-    if "advisor" in strategies:
-        from advisor.optimize.backtest import advisor_plan_fn
-
-        plan_fns["advisor"] = advisor_plan_fn(con)
-    return run_backtest(history, universe, grid, starts, strategies, plan_fns), len(starts)
+    rows, starts = backtest_from_store(con, universe, grid, parse_duration_hours(every), parse_duration_hours(warmup),
+                                       strategies, advisor_plan_fns(con, strategies))
+    return rows, len(starts)
 
 
 def print_advisor_detail(rows: pd.DataFrame) -> None:

@@ -1,13 +1,18 @@
-"""Which markets a workload may use, read from the store: spot candidates (in listed order) and on-demand ones."""
+"""The backtest's view of the store: which markets a workload may use (spot candidates in listed order, on-demand
+ones), which starts have real data, and a whole backtest run from the store."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import duckdb
 import pandas as pd
 
+from advisor.backtest.run import Grid, PlanFn, run_backtest, start_times
 from advisor.backtest.strategies import Universe
 from advisor.errors import AdvisorError
-from advisor.store import MarketKey, list_markets, record_counts
+from advisor.plan import load_history
+from advisor.store import MarketKey, coverage, list_markets, record_counts
 
 
 def universe_from_store(con: duckdb.DuckDBPyConnection, instance_type: str | None = None, gpu: str | None = None,
@@ -55,3 +60,25 @@ def starts_with_data(con: duckdb.DuckDBPyConnection, universe: Universe, starts:
                for m in universe.spot for b in blocks):
             keep.append(start)
     return keep
+
+
+def backtest_from_store(con: duckdb.DuckDBPyConnection, universe: Universe, grid: Grid, every_hours: float,
+                        warmup_hours: float, strategies: list[str] | None = None,
+                        plan_fns: dict[str, PlanFn] | None = None,
+                        on_step: Callable[[], None] | None = None,
+                        on_total: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
+    """Run `run_backtest` over the store's history: starts every `every_hours` after `warmup_hours`, kept only
+    where every spot market has records; returns the rows and the starts. `on_total` hears the number of steps
+    `on_step` will be called for (progress bars). Raises ValueError when no start fits."""
+    first, last = coverage(con, list(universe.spot))
+    longest = max(w.horizon for _, w in grid.workloads())
+    starts = starts_with_data(con, universe, start_times(first, last, every_hours, warmup_hours, longest), longest)
+    if not starts:
+        raise ValueError(f"history {first} .. {last} is too short for {warmup_hours:g} h of warm-up plus a "
+                         f"{longest}-h deadline. To fix: shorten --warmup or the grid")
+    span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
+    history = load_history(con, list(universe.spot + universe.on_demand), starts[0], span)
+    if on_total:
+        on_total(len(starts) * len(grid.workloads()))
+    kwargs = {} if strategies is None else {"strategies": strategies}
+    return run_backtest(history, universe, grid, starts, plan_fns=plan_fns, on_step=on_step, **kwargs), starts

@@ -22,3 +22,8 @@ def advisor_plan_fn(con: duckdb.DuckDBPyConnection, n_train: int = 80, lookback_
         return rec.chosen.plan, rec.chosen.probability
 
     return plan_at
+
+
+def advisor_plan_fns(con: duckdb.DuckDBPyConnection, strategies: list[str]) -> dict:
+    """`{"advisor": plan function}` when the strategies ask for the advisor, else `{}`."""
+    return {"advisor": advisor_plan_fn(con)} if "advisor" in strategies else {}

@@ -8,7 +8,6 @@ the names the source uses.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,8 +207,3 @@ def _json_from_first_bracket(path: Path) -> Path:
     data = path.read_bytes()[start:]
     tmp.write_bytes(data)
     return tmp
-
-
-def is_json_parse_error(exc: Exception) -> bool:
-    """True for DuckDB errors raised while parsing JSON (reported as a bad file, not a crash)."""
-    return isinstance(exc, duckdb.Error) and bool(re.search(r"json|JSON|Malformed|malformed", str(exc)))

@@ -94,8 +94,9 @@ def _where(line: object, rec: object) -> str:
     return f"record {rec}" if rec is not None else f"line {line}"
 
 
-def _first_bad(con: duckdb.DuckDBPyConnection, table: str, checks: list[tuple[str, str, str]]) -> None:
-    """Raise InputError-ready info for the first row (in file order) that fails any check; one scan."""
+def _first_bad(con: duckdb.DuckDBPyConnection, table: str,
+               checks: list[tuple[str, str, str]]) -> tuple[int, str, str] | None:
+    """(rowid, field, reason) of the first row (in file order) that fails any check, in one scan; None if none."""
     cols = ", ".join(f"min(CASE WHEN {cond} THEN rowid END)" for _, cond, _ in checks)
     firsts = con.execute(f"SELECT {cols} FROM {table}").fetchone()
     hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
@@ -106,7 +107,7 @@ def _first_bad(con: duckdb.DuckDBPyConnection, table: str, checks: list[tuple[st
     return rowid, fld, reason
 
 
-def _raise_bad(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, table: str, hit: tuple) -> None:
+def _raise_bad(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, table: str, hit: tuple[int, str, str]) -> None:
     rowid, fld, reason = hit
     line, rec, value = con.execute(f"SELECT line, rec, {fld} FROM {table} WHERE rowid = ?", [rowid]).fetchone()
     name = formats.FIELD_NAMES.get(fmt, {}).get(fld, fld)
@@ -282,10 +283,11 @@ def _fast_checks() -> str:
     ])
 
 
-def _ingest_fast(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: formats.StageOptions,
-                 result: IngestResult) -> int:
+def _ingest_fast(con: duckdb.DuckDBPyConnection, path: Path, fmt: str,
+                 opts: formats.StageOptions) -> tuple[int, int, list[str]]:
+    """(rows read, rows added, markets touched) of one well-formed normalized file; _NeedExactPath otherwise."""
     _fast_normalized(con, path, fmt, opts.price)
-    result.markets += _upsert_markets(con, "fast_keys")
+    markets = _upsert_markets(con, "fast_keys")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE incoming AS
         SELECT m.market_id, f.ts, f.price, f.available::INTEGER AS available, NULL::BIGINT AS ord
@@ -301,13 +303,12 @@ def _ingest_fast(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: for
         added = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
     else:
         added = _merge_prices(con, path, fmt)
-    result.rows_read += con.execute("SELECT count(*) FROM fast").fetchone()[0]
-    result.rows_added += added
-    return added
+    return con.execute("SELECT count(*) FROM fast").fetchone()[0], added, markets
 
 
-def _ingest_prices(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: formats.StageOptions,
-                   result: IngestResult) -> int:
+def _ingest_prices(con: duckdb.DuckDBPyConnection, path: Path, fmt: str,
+                   opts: formats.StageOptions) -> tuple[int, int, list[str]]:
+    """(rows read, rows added, markets touched) of one price file on the exact path, which names bad rows."""
     try:
         _stage(con, path, fmt, opts)
     except duckdb.Error as exc:
@@ -317,15 +318,13 @@ def _ingest_prices(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, opts: f
         _raise_bad(con, path, fmt, "stage", hit)
     _type_stage(con, opts.price)
     _check_in_file_conflicts(con, path, fmt)
-    result.markets += _upsert_markets(con)
+    markets = _upsert_markets(con)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE incoming AS
         SELECT m.market_id, g.ts, g.price, g.available, g.ord FROM grouped g JOIN markets m USING (market)
     """)
     added = _merge_prices(con, path, fmt)
-    result.rows_read += con.execute("SELECT count(*) FROM stage").fetchone()[0]
-    result.rows_added += added
-    return added
+    return con.execute("SELECT count(*) FROM stage").fetchone()[0], added, markets
 
 
 def ingest_files(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: str | None = None,
@@ -369,13 +368,13 @@ def _ingest_all(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: st
             digest = _HASHER.submit(_sha256, path)
             if kind == "offers":
                 rows_read, added = ingest_offers(con, path)
-            else:
-                before = result.rows_read
-                load = _ingest_fast if (kind in ("csv", "parquet") and not exact) else _ingest_prices
-                added = load(con, path, kind, opts, result)
-                rows_read = result.rows_read - before
-            if kind == "offers":
                 result.offers_added += added
+            else:
+                load = _ingest_fast if (kind in ("csv", "parquet") and not exact) else _ingest_prices
+                rows_read, added, markets = load(con, path, kind, opts)
+                result.rows_read += rows_read
+                result.rows_added += added
+                result.markets += markets
             con.execute("INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
                         [str(path.resolve()), digest.result(), kind, rows_read, added,
                          datetime.now(UTC).replace(tzinfo=None)])
@@ -389,8 +388,8 @@ def _ingest_all(con: duckdb.DuckDBPyConnection, paths: list[str | Path], fmt: st
     return result
 
 
-def _offers_frame(path: Path) -> tuple[pd.DataFrame, str]:
-    """Read offers as text columns; returns the frame and how rows are named in messages (line/record)."""
+def _offers_frame(path: Path) -> pd.DataFrame:
+    """Offers as text columns, with `line` (CSV) or `rec` (YAML) naming each row in messages."""
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             doc = yaml.safe_load(path.read_text())
@@ -400,14 +399,14 @@ def _offers_frame(path: Path) -> tuple[pd.DataFrame, str]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise AdvisorError(f"{path}: expected a list of offers (or a mapping with key 'offers')")
         frame = pd.DataFrame([{k: (None if v is None else str(v)) for k, v in r.items()} for r in rows])
-        return frame.assign(line=None, rec=[f"offers[{i}]" for i in range(len(rows))]), "yaml"
+        return frame.assign(line=None, rec=[f"offers[{i}]" for i in range(len(rows))])
     frame = duckdb.sql(f"SELECT * FROM read_csv({formats._q(path)}, all_varchar=true, header=true)").df()
-    return frame.assign(line=range(2, len(frame) + 2), rec=None), "csv"
+    return frame.assign(line=range(2, len(frame) + 2), rec=None)
 
 
 def ingest_offers(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]:
     """Load reservation offers (CSV or YAML); returns (rows read, offers added). Call inside a transaction."""
-    frame, _ = _offers_frame(path)
+    frame = _offers_frame(path)
     for col in (*formats.OFFER_COLUMNS, "ts"):
         if col not in frame.columns:
             if col in ("min_hours", "max_hours", "ts"):
