@@ -45,7 +45,22 @@ def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchResult:
     """Replay `plan` on every scenario of `paths` (vectorized; agrees with `replay` on each path)."""
-    check_fits(workload, plan, paths)
+    return replay_batch_many(workload, [plan], paths)[0]
+
+
+def same_structure(plan: Plan) -> tuple:
+    """What plans must share to be replayed together: bid markets in order, fallbacks and reservation."""
+    return tuple(b.market for b in plan.bids), plan.fallback, plan.reservation
+
+
+def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths) -> list[BatchResult]:
+    """`replay_batch` of several plans that differ only in limits and guard margins, in one pass over the hours
+    (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan."""
+    if len({same_structure(p) for p in plans}) != 1:
+        raise ValueError("replay_batch_many needs plans with the same bid markets, fallbacks and reservation")
+    plan = plans[0]
+    for p in plans:
+        check_fits(workload, p, paths)
     bids, fallbacks, res_slot = plan_slots(plan, paths)
     slots = bids + fallbacks
     n_bid, n_mkt = len(bids), len(slots)
@@ -57,15 +72,18 @@ def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchRes
     column = np.array([labels.index(s.label) for s in slots] + ([labels.index(res_slot.label)] if res_slot else []),
                       dtype=int)
 
-    n, deadline, nodes = paths.n_scenarios, workload.horizon, workload.nodes
-    ro, every, margin = workload.restart_overhead, workload.checkpoint_every, plan.guard_margin_hours
+    n_paths, n_plans, deadline, nodes = paths.n_scenarios, len(plans), workload.horizon, workload.nodes
+    n = n_paths * n_plans  # row = plan k, scenario s at k * n_paths + s
+    ro, every = workload.restart_overhead, workload.checkpoint_every
+    margin = np.repeat([p.guard_margin_hours for p in plans], n_paths)
     midx = np.array([s.market for s in slots], dtype=int)
-    limits = np.array([s.limit for s in slots], dtype=float)
-    # (hours, n, slots) so each hour is one contiguous block
+    limits = np.array([[s.limit for s in plan_slots(p, paths)[0] + fallbacks] for p in plans], dtype=float)
+    # (hours, rows, slots) so each hour is one contiguous block
     cap = paths.avail[:, midx, :deadline]
-    usable = ((paths.peak[:, midx, :deadline] <= limits[None, :, None])
-              & (np.isnan(cap) | (cap >= nodes))).transpose(2, 0, 1)
-    price = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1)
+    has_cap = np.isnan(cap) | (cap >= nodes)
+    usable = ((paths.peak[None, :, midx, :deadline] <= limits[:, None, :, None]) & has_cap[None])
+    usable = usable.reshape(n, n_mkt, deadline).transpose(2, 0, 1)
+    price = np.tile((paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1), (1, n_plans, 1))
     usable_ext = np.concatenate([usable, np.ones((deadline, n, 1), dtype=bool)], axis=2)  # + reservation
 
     rem = np.full(n, float(workload.hours))
@@ -127,6 +145,11 @@ def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchRes
     res_cost, credits = reservation_charges(res, workload, res_steps, finish)
     res_cost = np.broadcast_to(np.asarray(res_cost, dtype=float), (n,)).copy()
     credits = np.broadcast_to(np.asarray(credits, dtype=float), (n,)).copy()
-    return BatchResult(cost=cost + res_cost, finished=finished, finish_hour=finish, preemptions=pre, hours=hours,
-                       labels=labels, remaining_hours=np.maximum(rem, 0.0), market_cost=cost,
-                       reservation_cost=res_cost, credits=credits)
+    out = []
+    for k in range(n_plans):
+        part = slice(k * n_paths, (k + 1) * n_paths)
+        out.append(BatchResult(cost=(cost + res_cost)[part], finished=finished[part], finish_hour=finish[part],
+                               preemptions=pre[part], hours=hours[part], labels=labels,
+                               remaining_hours=np.maximum(rem, 0.0)[part], market_cost=cost[part],
+                               reservation_cost=res_cost[part], credits=credits[part]))
+    return out
