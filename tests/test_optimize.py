@@ -10,7 +10,7 @@ import pytest
 from conftest import HEADER
 
 from advisor import store
-from advisor.optimize import InfeasibleError, recommend
+from advisor.optimize import InfeasibleError, recommend, solve
 from advisor.plan import Workload
 
 SPOT = "mithril:us-central5-a:h100-80gb.sxm.8x:spot"
@@ -63,6 +63,17 @@ def test_spiky_market_the_limit_sits_below_the_spikes(tmp_path: Path) -> None:
     assert limits and max(limits) < 60.0
     assert rec.chosen.probability >= 0.95
     assert rec.chosen.cost["mean"] < 4.0 * 31 + 1.0  # never pays a spike hour
+
+
+def test_brief_blips_above_on_demand_are_ridden_out(tmp_path: Path) -> None:
+    # 4 $/h, but for 10 minutes a day the auction clears at 30 $/h, above on-demand (20 $/h): a limit under 30
+    # is preempted daily and loses up to 8 h of work each time, a limit over it pays ~8.3 $ for one hour a day
+    con = build_store(tmp_path, lambda i: 30.0 if i % (24 * 6) == 12 * 6 else 4.0)
+    rec = recommend(con, w(hours=48, deadline_hours=96, checkpoint_every=8.0), n_train=60, n_eval=100)
+    assert rec.chosen.plan.bids and rec.chosen.plan.bids[0].limit_price >= 30.0
+    docs = next(a for a in rec.alternatives if a.name.startswith("docs rule"))
+    assert rec.chosen.cost["mean"] <= docs.cost["mean"] + 1e-9  # (the forecast draws intra-hour peaks at any hour)
+    assert rec.chosen.probability >= 0.95
 
 
 def test_deadline_too_tight_for_spot_reserves_or_goes_on_demand(tmp_path: Path) -> None:
@@ -123,3 +134,17 @@ def test_highs_and_cbc_agree_on_the_plan(tmp_path: Path) -> None:
     highs = recommend(con, w(hours=30, deadline_hours=120), n_train=40, n_eval=40, solver="highs")
     assert highs.solution.solver == "highs" and highs.solution.status == "Optimal"
     assert highs.chosen.cost["mean"] == pytest.approx(cbc.chosen.cost["mean"])
+
+
+def test_scenario_weights_move_the_choice_and_the_chance_constraint() -> None:
+    from advisor.optimize.candidates import NONE, Candidate
+    from advisor.plan import Fallback, Plan
+
+    cands = [Candidate(Plan(fallback=(Fallback(OD),), guard_margin_hours=g), NONE, g, NONE) for g in (1.0, 2.0)]
+    # plan 0 is cheap in the first two scenarios (the model's), plan 1 in the last two (recorded history)
+    cost = np.array([[1.0, 1.0, 4.0, 4.0], [4.0, 4.0, 2.0, 2.0]])
+    meet = np.array([[True, True, True, False], [True, True, True, True]])
+    assert solve(cands, cost, meet, target=0.5).index == 0
+    assert solve(cands, cost, meet, target=0.5, weights=np.array([0.1, 0.1, 0.4, 0.4])).index == 1
+    assert solve(cands, cost, meet, target=0.8).index == 1  # plan 0 meets only 75%
+    assert solve(cands, cost, meet, target=0.8, weights=np.array([0.4, 0.4, 0.1, 0.1])).index == 0  # 90%

@@ -1,7 +1,8 @@
 """Candidate plans, built from pieces the optimizer chooses among: bid ladders, guard margins, reservations.
 
-- Limits come from the forecast: quantiles of each market's simulated hourly peak price, plus the best on-demand
-  price (second price: a higher limit never raises what an hour costs, only how often the bid holds).
+- Limits come from the forecast (quantiles of each market's simulated hourly peak price) and from fixed multiples
+  of the best on-demand price, 0.3x to 3x (second price: a higher limit never raises what an hour costs, only how
+  often the bid holds, and so how often the work pays restarts and spike hours).
 - Ladders are ordered bid lists over the markets that look cheapest per hour actually obtained.
 - Reservations are the store's offers for a matching instance type, in both flexibility tiers, sized to the gang
   and held for the expected work, its P90 (when the work is uncertain), or the whole window.
@@ -20,6 +21,7 @@ from advisor.plan import Bid, Fallback, MarketPaths, Plan, Reservation, Workload
 
 NONE = "none"
 LIMIT_QUANTILES = (0.5, 0.75, 0.9, 0.97)
+ON_DEMAND_MULTIPLES = (0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 3.0)
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,29 @@ def on_demand_fallbacks(on_demand: list[str], paths: MarketPaths) -> tuple[Fallb
 
 
 def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
-    """Candidate limits for a market: forecast quantiles of its hourly peak price and the best on-demand price."""
+    """Candidate limits for a market: forecast quantiles of its hourly peak price (up to 1.5x the best on-demand
+    price) and fixed multiples of that price. Multiples above 1 are there because a limit that rides out a short
+    excursion above on-demand can cost less than the restarts and lost work of being preempted by it."""
     peaks = paths.peak[:, paths.index(market)].ravel()
     peaks = peaks[np.isfinite(peaks)]
-    values = list(np.quantile(peaks, LIMIT_QUANTILES)) if peaks.size else []
-    values.append(od_price)
-    return sorted({float(round(max(v, 0.01), 2)) for v in values if v <= 1.5 * od_price})
+    values = [v for v in np.quantile(peaks, LIMIT_QUANTILES) if v <= 1.5 * od_price] if peaks.size else []
+    values += [f * od_price for f in ON_DEMAND_MULTIPLES] if math.isfinite(od_price) else []
+    return _distinct_limits(sorted({float(round(max(v, 0.01), 2)) for v in values}), peaks)
+
+
+def _distinct_limits(limits: list[float], peaks: np.ndarray, tolerance: float = 0.01) -> list[float]:
+    """Drop a limit that holds (nearly) the same share of the forecast's hours as the next lower one kept: the
+    plans would differ in name only (every limit above the highest peak, say) and cost replays for nothing."""
+    if not peaks.size:
+        return limits
+    kept: list[float] = []
+    held = -1.0
+    for lim in limits:
+        share = float((peaks <= lim).mean())
+        if share - held >= tolerance:
+            kept.append(lim)
+            held = share
+    return kept
 
 
 def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float) -> list[str]:
@@ -58,9 +77,10 @@ def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: floa
     return sorted(spot, key=lambda m: scores[m])
 
 
-def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 3) -> dict[str, tuple[Bid, ...]]:
+def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 3,
+            joint_levels: int = 5) -> dict[str, tuple[Bid, ...]]:
     """Bid ladders: every limit on each of the best markets alone, and the best 2..width markets together at
-    matching points of their grids."""
+    `joint_levels` matching points of their grids (spread from the lowest to the highest)."""
     out: dict[str, tuple[Bid, ...]] = {}
     for m in ranked[:4]:
         for lim in grids[m]:
@@ -68,7 +88,7 @@ def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 3) ->
     for k in range(2, min(width, len(ranked)) + 1):
         top = ranked[:k]
         levels = min(len(grids[m]) for m in top)
-        for j in range(levels):
+        for j in sorted({int(round(x)) for x in np.linspace(0, levels - 1, min(levels, joint_levels))}):
             bids = tuple(Bid(m, grids[m][-levels + j]) for m in top)
             out[" > ".join(f"{b.market}@{b.limit_price:g}" for b in bids)] = bids
     return out

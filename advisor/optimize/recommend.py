@@ -1,7 +1,8 @@
 """`recommend`: from the store to a plan with honest numbers.
 
 History before `as_of` -> forecaster -> training scenarios (plus windows of that recorded history, so real spike
-shapes count) -> candidate plans scored by the replay engine -> the scenario MIP picks one -> it and the
+shapes count; the two sources weigh half each) -> candidate plans scored by the replay engine -> the scenario MIP
+picks one -> it and the
 alternatives are replayed on fresh scenarios (another seed, never fitted on); those are the numbers reported.
 Uncertain work (`hours_p90`) is a lognormal with median `hours`: scenarios are split over five of its quantiles, so
 a plan that cannot absorb an overrun pays for it.
@@ -21,11 +22,23 @@ from advisor.errors import AdvisorError
 from advisor.forecast import Forecaster
 from advisor.optimize.candidates import NONE, Candidate, build_candidates
 from advisor.optimize.solver import InfeasibleError, Solution, solve
-from advisor.plan import BatchResult, MarketPaths, Plan, Workload, load_history, replay_batch
+from advisor.plan import (
+    BatchResult,
+    MarketPaths,
+    Plan,
+    Workload,
+    load_history,
+    replay_batch_many,
+    same_structure,
+)
 from advisor.store import coverage, list_markets, offers
 from advisor.units import parse_ts
 
 WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+# Training weight of the recorded-history windows against the forecast scenarios: half each, so a plan must look
+# good both under the model and on what really happened lately (measured on AWS 2015: fewer workloads above the
+# docs rule than weighting every scenario alike, or 0.8).
+HISTORY_WEIGHT = 0.5
 
 
 @dataclass
@@ -78,15 +91,37 @@ def work_levels(workload: Workload) -> list[float]:
 
 def replay_uncertain(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchResult:
     """`replay_batch` with the scenarios split evenly over the work levels (one level: a plain replay)."""
+    return replay_uncertain_many(workload, [plan], paths)[0]
+
+
+def replay_uncertain_many(workload: Workload, plans: list[Plan], paths: MarketPaths) -> list[BatchResult]:
+    """`replay_uncertain` of plans of one structure (see `same_structure`) in one pass per work level."""
     levels = work_levels(workload)
     if len(levels) == 1:
-        return replay_batch(workload, plan, paths)
-    parts, index = [], np.arange(paths.n_scenarios)
+        return replay_batch_many(workload, plans, paths)
+    parts: list[list[tuple[np.ndarray, BatchResult]]] = [[] for _ in plans]
+    index = np.arange(paths.n_scenarios)
     for k, hours in enumerate(levels):
         sel = index[index % len(levels) == k]
         sub = MarketPaths(paths.markets, paths.mean[sel], paths.peak[sel], paths.avail[sel], paths.start)
-        parts.append((sel, replay_batch(replace(workload, hours=hours, hours_p90=None), plan, sub)))
-    return _merge(parts, paths.n_scenarios)
+        level = replace(workload, hours=hours, hours_p90=None)
+        for j, result in enumerate(replay_batch_many(level, plans, sub)):
+            parts[j].append((sel, result))
+    return [_merge(part, paths.n_scenarios) for part in parts]
+
+
+def replay_grouped(workload: Workload, plans: list[Plan], paths: MarketPaths, chunk: int = 16) -> list[BatchResult]:
+    """`replay_uncertain` of every plan, those of one structure replayed together (`chunk` at a time)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, plan in enumerate(plans):
+        groups.setdefault(same_structure(plan), []).append(i)
+    out: list[BatchResult | None] = [None] * len(plans)
+    for members in groups.values():
+        for c in range(0, len(members), chunk):
+            ids = members[c:c + chunk]
+            for i, result in zip(ids, replay_uncertain_many(workload, [plans[i] for i in ids], paths), strict=True):
+                out[i] = result
+    return out
 
 
 def _merge(parts: list[tuple[np.ndarray, BatchResult]], n: int) -> BatchResult:
@@ -120,6 +155,16 @@ def with_history_windows(scenarios: MarketPaths, history: MarketPaths, horizon: 
                        np.concatenate([scenarios.avail, stack(history.avail)]), scenarios.start)
 
 
+def scenario_weights(n_forecast: int, n_history: int, history_weight: float | None) -> np.ndarray:
+    """Training-scenario weights summing to 1: the recorded-history windows share `history_weight` of the mass
+    (None: every scenario counts the same)."""
+    n = n_forecast + n_history
+    if history_weight is None or not n_history or not n_forecast:
+        return np.full(n, 1.0 / n)
+    return np.concatenate([np.full(n_forecast, (1 - history_weight) / n_forecast),
+                           np.full(n_history, history_weight / n_history)])
+
+
 def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: str | None = None) -> Universe:
     """Markets for the workload's GPU (instances of `gpus_per_node` GPUs), providers and explicit markets."""
     frame = list_markets(con)
@@ -146,29 +191,29 @@ def _earliest_deadline(w: Workload) -> int:
     return int(math.ceil(max(work_levels(w)) + w.restart_overhead))
 
 
-def _explain_infeasible(w: Workload, cost: np.ndarray, meet: np.ndarray) -> str:
-    rates = meet.mean(axis=1)
+def _explain_infeasible(w: Workload, cost: np.ndarray, meet: np.ndarray, q: np.ndarray) -> str:
+    rates = meet @ q
     if w.deadline_hours < _earliest_deadline(w) or rates.max() < w.target_probability:
         if w.deadline_hours < _earliest_deadline(w):
             return (f"no plan can finish {max(work_levels(w)):g} h of work in {w.deadline_hours:g} h; the earliest "
                     f"deadline you can meet is {_earliest_deadline(w)} h (on-demand from the start)")
         return (f"no plan meets the deadline with P >= {w.target_probability:g}; the best any plan reaches is "
                 f"{rates.max():.2f}. To fix: loosen --deadline or lower --target-probability")
-    feasible = cost.mean(axis=1)[rates >= w.target_probability]
+    feasible = (cost @ q)[rates >= w.target_probability]
     return f"no plan fits a budget of ${w.budget:,.0f}; the budget needed is ${feasible.min():,.0f}"
 
 
-def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, universe: Universe,
-                  paths: MarketPaths) -> dict[str, Plan]:
-    ok = meet.mean(axis=1) >= w.target_probability
-    mean = np.where(ok, cost.mean(axis=1), np.inf)
+def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
+                  universe: Universe, paths: MarketPaths) -> dict[str, Plan]:
+    rate = meet @ q
+    mean = np.where(rate >= w.target_probability, cost @ q, np.inf)
     out = {"on-demand only": cands[0].plan}
     singles = [p for p, c in enumerate(cands) if c.ladder != NONE and len(c.plan.bids) == 1]
     if singles:
-        out["best single bid"] = cands[min(singles, key=lambda p: (mean[p], -meet[p].mean()))].plan
+        out["best single bid"] = cands[min(singles, key=lambda p: (mean[p], -rate[p]))].plan
     reserved = [p for p, c in enumerate(cands) if c.reservation != NONE]
     if reserved:
-        out["reservation only"] = cands[min(reserved, key=lambda p: (mean[p], -meet[p].mean()))].plan
+        out["reservation only"] = cands[min(reserved, key=lambda p: (mean[p], -rate[p]))].plan
     if universe.spot:
         out["docs rule (limit = on-demand price)"] = docs_rule_plan(w, universe, paths)
     return out
@@ -190,7 +235,8 @@ def _reservation_reason(w: Workload, outcomes: dict[str, Outcome]) -> str | None
 
 def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Timestamp | None = None,
               instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
-              lookback_hours: int = 28 * 24, solver: str = "cbc", time_limit: float = 30.0) -> Recommendation:
+              lookback_hours: int = 28 * 24, solver: str = "cbc", time_limit: float = 30.0,
+              history_weight: float | None = HISTORY_WEIGHT) -> Recommendation:
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
     universe = select_universe(con, workload, instance_type)
     markets = list(universe.spot + universe.on_demand)
@@ -202,6 +248,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
     train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon)
+    q = scenario_weights(n_train, train.n_scenarios - n_train, history_weight)
     fresh = model.scenarios(n_eval, workload.horizon, seed + 7919)
     offer_rows = offers(con)
     types = {m.split(":")[2] for m in markets}
@@ -210,17 +257,17 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     if workload.providers:
         offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
     pool = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
-    cands, cost, meet = _score_in_rounds(workload, pool, train)
+    cands, cost, meet = _score_in_rounds(workload, pool, train, q)
     try:
-        solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit)
+        solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit, q)
     except InfeasibleError:
-        raise InfeasibleError(_explain_infeasible(workload, cost, meet)) from None
-    alternatives = _alternatives(workload, cands, cost, meet, universe, train)
+        raise InfeasibleError(_explain_infeasible(workload, cost, meet, q)) from None
+    alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
     chosen = Outcome("recommended", cands[solution.index].plan,
                      replay_uncertain(workload, cands[solution.index].plan, fresh))
-    res_outcomes = _tier_outcomes(workload, cands, cost, meet, fresh)
+    res_outcomes = _tier_outcomes(workload, cands, cost, meet, q, fresh)
     return Recommendation(workload=workload, chosen=chosen, alternatives=list(outcomes.values()), as_of=as_of,
                           history_start=start, universe=universe, solution=solution, n_train=n_train,
                           n_eval=n_eval, candidates=len(cands),
@@ -229,21 +276,21 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           notes=[solution.note] if solution.note else [])
 
 
-def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths,
+def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths, q: np.ndarray,
                      keep: int = 5) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
     """Replay every ladder and reservation at the base guard margin, then the other margins for the best
     `keep` ladders only; returns the candidates scored with their (candidate x scenario) cost and deadline met."""
     base = safe_margin(w)
     first = [c for c in pool if c.ladder == NONE or c.guard == base]
-    scored = {id(c): replay_uncertain(w, c.plan, train) for c in first}
+    scored = dict(zip((id(c) for c in first), replay_grouped(w, [c.plan for c in first], train), strict=True))
 
     def merit(c: Candidate) -> tuple[float, float]:
         r = scored[id(c)]
-        return (float(r.finished.mean() < w.target_probability), float(r.cost.mean()))
+        return (float(r.finished @ q < w.target_probability), float(r.cost @ q))
 
     best = {c.ladder for c in sorted((c for c in first if c.ladder != NONE), key=merit)[:keep]}
     second = [c for c in pool if c.ladder in best and c.guard != base]
-    scored.update({id(c): replay_uncertain(w, c.plan, train) for c in second})
+    scored.update(zip((id(c) for c in second), replay_grouped(w, [c.plan for c in second], train), strict=True))
     cands = first + second
     return (cands, np.stack([scored[id(c)].cost for c in cands]),
             np.stack([scored[id(c)].finished for c in cands]))
@@ -256,13 +303,13 @@ def _gpu_match(instance_type: str, w: Workload) -> bool:
     return bool(gpu) and (w.gpu is None or gpu.lower() == w.gpu.lower()) and count == w.gpus_per_node
 
 
-def _tier_outcomes(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray,
+def _tier_outcomes(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
                    fresh: MarketPaths) -> dict[str, Outcome]:
     """The cheapest reservation candidate of each tier, replayed on the evaluation scenarios."""
     out = {}
     for tier in ("high", "low"):
         idx = [p for p, c in enumerate(cands) if c.plan.reservation and c.plan.reservation.tier == tier]
         if idx:
-            best = min(idx, key=lambda p: (float(meet[p].mean() < w.target_probability), cost[p].mean()))
+            best = min(idx, key=lambda p: (float(meet[p] @ q < w.target_probability), cost[p] @ q))
             out[tier] = Outcome(tier, cands[best].plan, replay_uncertain(w, cands[best].plan, fresh))
     return out

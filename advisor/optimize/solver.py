@@ -1,7 +1,8 @@
 """The scenario MIP (PuLP) that picks the plan.
 
 Sets: candidates p (each a bid ladder l(p), a guard margin g(p) and a reservation r(p)), training scenarios s.
-Data (from the replay engine): c[p] = mean cost of p over the scenarios; m[p, s] = 1 if p meets the deadline in s.
+Data (from the replay engine): c[p] = weighted mean cost of p over the scenarios (weights q[s], summing to 1);
+m[p, s] = 1 if p meets the deadline in s.
 
 Variables: u[l], v[g], w[r] in {0, 1}, the structural choices; x[p] in {0, 1}, the plan; z[s] in {0, 1}, scenario
 s counted as met.
@@ -10,7 +11,7 @@ s counted as met.
     subject to  sum_l u[l] = sum_g v[g] = sum_r w[r] = sum_p x[p] = 1
                 x[p] <= u[l(p)],  x[p] <= v[g(p)],  x[p] <= w[r(p)]          (a plan is made of its pieces)
                 z[s] <= sum_p m[p, s] x[p]                                   (met only if the plan meets it)
-                sum_s z[s] >= ceil(target x |S|)                             (chance constraint)
+                sum_s q[s] z[s] >= target                                    (chance constraint)
                 sum_p c[p] x[p] <= budget                                     (when a budget is given)
 
 Recourse (the fallback hours each scenario buys once the guard fires) is inside c and m: the replay engine
@@ -19,7 +20,6 @@ prices it exactly, scenario by scenario, instead of a linear stand-in.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -58,11 +58,13 @@ def _solver(name: str, time_limit: float) -> pulp.LpSolver:
 
 
 def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, target: float,
-          budget: float | None = None, solver: str = "cbc", time_limit: float = 30.0) -> Solution:
-    """Solve the MIP above; raises InfeasibleError when no candidate (or mix of pieces) satisfies it."""
+          budget: float | None = None, solver: str = "cbc", time_limit: float = 30.0,
+          weights: np.ndarray | None = None) -> Solution:
+    """Solve the MIP above (scenario weights uniform unless given); raises InfeasibleError when no candidate (or
+    mix of pieces) satisfies it."""
     started = time.perf_counter()
     n_p, n_s = meet.shape
-    need = math.ceil(target * n_s - 1e-9)
+    q = np.full(n_s, 1.0 / n_s) if weights is None else np.asarray(weights, float) / np.sum(weights)
     model = pulp.LpProblem("advisor_plan", pulp.LpMinimize)
     x = [model.add_variable(f"x_{p}", cat="Binary") for p in range(n_p)]
     z = [model.add_variable(f"z_{s}", cat="Binary") for s in range(n_s)]
@@ -75,11 +77,11 @@ def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, targe
             model += x[p] <= var[str(getattr(c, kind))], f"{kind}_{p}"
         pieces[kind] = var
     model += pulp.lpSum(x) == 1, "one_plan"
-    mean_cost = cost.mean(axis=1)
+    mean_cost = cost @ q
     model += pulp.lpSum(float(mean_cost[p]) * x[p] for p in range(n_p))
     for s in range(n_s):
         model += z[s] <= pulp.lpSum(x[p] for p in np.flatnonzero(meet[:, s])), f"met_{s}"
-    model += pulp.lpSum(z) >= need, "chance"
+    model += pulp.lpSum(float(q[s]) * z[s] for s in range(n_s)) >= target - 1e-9, "chance"
     if budget is not None:
         model += pulp.lpSum(float(mean_cost[p]) * x[p] for p in range(n_p)) <= budget, "budget"
     status = model.solve(_solver(solver, time_limit))
