@@ -48,22 +48,7 @@ def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
     peaks = peaks[np.isfinite(peaks)]
     values = [v for v in np.quantile(peaks, LIMIT_QUANTILES) if v <= 1.5 * od_price] if peaks.size else []
     values += [f * od_price for f in ON_DEMAND_MULTIPLES] if math.isfinite(od_price) else []
-    return _distinct_limits(sorted({float(round(max(v, 0.01), 2)) for v in values}), peaks)
-
-
-def _distinct_limits(limits: list[float], peaks: np.ndarray, tolerance: float = 0.01) -> list[float]:
-    """Drop a limit that holds (nearly) the same share of the forecast's hours as the next lower one kept: the
-    plans would differ in name only (every limit above the highest peak, say) and cost replays for nothing."""
-    if not peaks.size:
-        return limits
-    kept: list[float] = []
-    held = -1.0
-    for lim in limits:
-        share = float((peaks <= lim).mean())
-        if share - held >= tolerance:
-            kept.append(lim)
-            held = share
-    return kept
+    return sorted({float(round(max(v, 0.01), 2)) for v in values})
 
 
 def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float) -> list[str]:
