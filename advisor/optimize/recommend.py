@@ -2,8 +2,8 @@
 
 History before `as_of` -> forecaster -> training scenarios (plus windows of that recorded history, so real spike
 shapes count; the two sources weigh half each) -> candidate plans scored by the replay engine -> the scenario MIP
-picks one -> it and the
-alternatives are replayed on fresh scenarios (another seed, never fitted on); those are the numbers reported.
+picks one -> it and the alternatives are replayed on fresh scenarios (another seed, never fitted on); those are the
+numbers reported.
 Uncertain work (`hours_p90`) is a lognormal with median `hours`: scenarios are split over five of its quantiles, so
 a plan that cannot absorb an overrun pays for it.
 """

@@ -77,7 +77,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
     ro, every = workload.restart_overhead, workload.checkpoint_every
     margin = np.repeat([p.guard_margin_hours for p in plans], n_paths)
     midx = np.array([s.market for s in slots], dtype=int)
-    limits = np.array([[s.limit for s in plan_slots(p, paths)[0] + fallbacks] for p in plans], dtype=float)
+    limits = np.array([[b.limit_price for b in p.bids] + [s.limit for s in fallbacks] for p in plans], dtype=float)
     # (hours, rows, slots) so each hour is one contiguous block
     cap = paths.avail[:, midx, :deadline]
     has_cap = np.isnan(cap) | (cap >= nodes)
@@ -145,11 +145,12 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
     res_cost, credits = reservation_charges(res, workload, res_steps, finish)
     res_cost = np.broadcast_to(np.asarray(res_cost, dtype=float), (n,)).copy()
     credits = np.broadcast_to(np.asarray(credits, dtype=float), (n,)).copy()
+    total, remaining = cost + res_cost, np.maximum(rem, 0.0)
     out = []
     for k in range(n_plans):
         part = slice(k * n_paths, (k + 1) * n_paths)
-        out.append(BatchResult(cost=(cost + res_cost)[part], finished=finished[part], finish_hour=finish[part],
+        out.append(BatchResult(cost=total[part], finished=finished[part], finish_hour=finish[part],
                                preemptions=pre[part], hours=hours[part], labels=labels,
-                               remaining_hours=np.maximum(rem, 0.0)[part], market_cost=cost[part],
+                               remaining_hours=remaining[part], market_cost=cost[part],
                                reservation_cost=res_cost[part], credits=credits[part]))
     return out
