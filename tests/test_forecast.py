@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from advisor.cli import app
-from advisor.forecast import CapacityModel, Forecaster, PriceModel, hour_of_week
+from advisor.forecast import CapacityModel, Forecaster, PostedPriceModel, PriceModel, fit_price_model, hour_of_week
 from advisor.plan import MarketPaths
 
 START = pd.Timestamp("2026-03-02T00:00:00")  # a Monday
@@ -58,6 +58,64 @@ def test_price_level_ignores_transient_spikes_but_follows_level_shifts() -> None
     assert calm.level_step_ * np.sqrt(24) == pytest.approx(0.05 * 2 / 3, rel=0.35)
     assert spiked.level_step_ < 1.5 * calm.level_step_
     assert np.exp(spiked.level_) == pytest.approx(np.exp(calm.level_), rel=0.1)
+
+
+def posted_series(hours: int, rate: float, step: float, seed: int, start: float = 20.0,
+                  rising: bool = False) -> np.ndarray:
+    """A list price changing at the top of an hour with probability `rate`, by Gaussian log steps of sd `step`
+    (their absolute values when `rising`, so the price never returns to a level it left)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.normal(0.0, step, hours)
+    steps = np.where(rng.random(hours) < rate, np.abs(sizes) if rising else sizes, 0.0)
+    return start * np.exp(np.cumsum(steps))
+
+
+def test_posted_price_model_recovers_step_rate_and_size() -> None:
+    prices = posted_series(24 * 7 * 200, rate=1 / 200, step=0.1, seed=4, rising=True)
+    model = fit_price_model(prices, prices, hour_of_week(START, prices.size))
+    assert isinstance(model, PostedPriceModel)
+    assert model.rate_ == pytest.approx(1 / 200, rel=0.15)
+    assert model.step_ == pytest.approx(0.1, rel=0.15)
+
+
+def test_only_list_prices_get_the_posted_model() -> None:
+    how = hour_of_week(START, 28 * 24)
+    clearing = ar_t_series(28 * 24, phi=0.8, df=4.0, scale=0.05, seed=1)  # moves every hour: an auction
+    assert isinstance(fit_price_model(clearing, clearing, how), PriceModel)
+    floor = np.full(28 * 24, 0.1)
+    floor[100:160] = 0.7  # a quiet spot market leaves its floor for a spike and comes back: a clearing market
+    floor[400:420] = 0.3
+    assert isinstance(fit_price_model(floor, floor, how), PriceModel)
+    listed = np.full(28 * 24, 0.1)
+    listed[100:] = 0.12  # two steps, never back
+    listed[400:] = 0.09
+    assert isinstance(fit_price_model(listed, listed, how), PostedPriceModel)
+
+
+def test_posted_price_forecast_holds_the_last_price_after_a_recent_step() -> None:
+    prices = np.full(28 * 24, 40.0)
+    prices[10 * 24:] = 30.0
+    prices[-3 * 24:] = 20.0  # stepped down three days ago: the new price holds, nothing reverts to the old
+    f = Forecaster(n_paths=400).fit(one_market(prices))
+    q = f.quantiles("x:y:z:spot", [0.1, 0.5, 0.9], 168)
+    assert np.all(q[:, 1] == pytest.approx(20.0))
+    assert q[0, 0] == pytest.approx(20.0) and q[0, 2] == pytest.approx(20.0)
+    paths = f.scenarios(2000, 168).mean[:, 0]
+    moved = (paths[:, -1] != 20.0).mean()
+    assert moved == pytest.approx(1 - (1 - 2 / (28 * 24 - 1)) ** 168, abs=0.05)  # two steps seen in 4 weeks
+
+
+def test_posted_prices_that_step_together_step_together_in_scenarios() -> None:
+    a = posted_series(28 * 24, rate=0.004, step=0.1, seed=5)
+    b = 3.0 * a  # one price list: the same steps at the same hours
+    c = posted_series(28 * 24, rate=0.004, step=0.1, seed=6, start=8.0)
+    history = MarketPaths(("g:r:a:spot", "g:r:b:spot", "g:r:c:spot"), np.stack([a, b, c])[None],
+                          np.stack([a, b, c])[None], np.full((1, 3, a.size), np.nan), START)
+    sims = Forecaster(n_paths=2000).fit(history).scenarios(2000, 336)
+    stepped = np.diff(np.log(sims.mean), axis=2) != 0
+    both = (stepped[:, 0] & stepped[:, 1]).sum()
+    assert both > 0.5 * stepped[:, 0].sum()
+    assert (stepped[:, 0] & stepped[:, 2]).sum() < 0.2 * stepped[:, 0].sum()
 
 
 def test_capacity_model_recovers_transition_probabilities() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from advisor.forecast.models import HOURS_PER_WEEK, CapacityModel, PriceModel
+from advisor.forecast.models import HOURS_PER_WEEK, CapacityModel, PostedPriceModel, PriceModel, fit_price_model
 from advisor.plan import MarketPaths
 
 
@@ -41,7 +41,7 @@ class Forecaster:
         self.n_paths, self.seed = n_paths, seed
         self.markets_: tuple[str, ...] = ()
         self.origin_: pd.Timestamp | None = None
-        self.prices_: list[PriceModel] = []
+        self.prices_: list[PriceModel | PostedPriceModel] = []
         self.capacity_: list[CapacityModel] = []
         self.chol_: np.ndarray = np.eye(1)
         self._cache: dict[tuple[int, int, int], MarketPaths] = {}
@@ -54,7 +54,7 @@ class Forecaster:
         rng = np.random.default_rng(self.seed)
         self.markets_ = history.markets
         self.origin_ = history.start + pd.Timedelta(hours=history.hours)
-        self.prices_ = [PriceModel().fit(history.mean[0, m], history.peak[0, m], how)
+        self.prices_ = [fit_price_model(history.mean[0, m], history.peak[0, m], how)
                         for m in range(len(history.markets))]
         self.capacity_ = [CapacityModel().fit(history.avail[0, m], rng) for m in range(len(history.markets))]
         scores = np.column_stack([p.scores_ for p in self.prices_] + [c.scores_ for c in self.capacity_])
