@@ -92,7 +92,7 @@ class PriceModel:
         if self.constant_ is not None:
             flat = np.full(z.shape, self.constant_)
             return flat, flat.copy()
-        innov = self.scale_ * stats.t.ppf(stats.norm.cdf(z), self.df_)
+        innov = self.scale_ * _t_scores(z, self.df_)
         innov[u[..., 0] < self.p_zero_] = 0.0
         resid = np.empty(z.shape)
         r = np.full(z.shape[0], self.last_resid_)
@@ -198,6 +198,15 @@ def _peak_excess(mean: np.ndarray, peak: np.ndarray) -> np.ndarray:
 def _draw_excess(excess: np.ndarray, u: np.ndarray) -> np.ndarray:
     """exp of a recorded hour's excess picked by uniforms u: multiplies a simulated mean into a peak."""
     return np.exp(excess[np.minimum((u * excess.size).astype(int), excess.size - 1)])
+
+
+_Z_GRID = np.linspace(-8.0, 8.0, 4001)
+
+
+def _t_scores(z: np.ndarray, df: float) -> np.ndarray:
+    """Student-t(df) quantiles at the standard-normal scores z: t.ppf(norm.cdf(z)) read off a fine table (the
+    direct ppf is the slowest step of drawing scenarios; the table is within 1e-4 of it, relative)."""
+    return np.interp(z, _Z_GRID, stats.t.ppf(stats.norm.cdf(_Z_GRID), df))
 
 
 def _level_step(deseason: np.ndarray, tail: float = 0.05) -> float:

@@ -85,6 +85,11 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
     usable = usable.reshape(n, n_mkt, deadline).transpose(2, 0, 1)
     price = np.tile((paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1), (1, n_plans, 1))
     usable_ext = np.concatenate([usable, np.ones((deadline, n, 1), dtype=bool)], axis=2)  # + reservation
+    # (hours, rows), for every hour at once: the first usable fallback and bid slot, or -1 (wait)
+    fb_any, fb_first = _first_true(usable[:, :, n_bid:n_mkt])
+    fallback_pick = np.where(fb_any, n_bid + fb_first, -1)
+    bid_any, bid_first = _first_true(usable[:, :, :n_bid])
+    bid_pick = np.where(bid_any, bid_first, -1)
 
     rem = np.full(n, float(workload.hours))
     since = np.zeros(n)
@@ -102,19 +107,16 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
         if not active.any():
             break
         guard |= active & (rem + ro >= (deadline - t) - margin)
-        u = usable_ext[t]
+        holds = usable_ext[t][rows, np.maximum(cur, 0)]  # the slot held last hour is usable this hour
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = np.full(n, reserved)
         else:
-            fb_any, fb_first = _first_true(u[:, n_bid:n_mkt])
-            bid_any, bid_first = _first_true(u[:, :n_bid])
-            stay = (cur >= 0) & (cur < n_bid) & u[rows, np.maximum(cur, 0)]
-            choice = np.where(guard, np.where(fb_any, n_bid + fb_first, -1),
-                              np.where(stay, cur, np.where(bid_any, bid_first, -1)))
+            stay = (cur >= 0) & (cur < n_bid) & holds
+            choice = np.where(guard, fallback_pick[t], np.where(stay, cur, bid_pick[t]))
         choice = np.where(active, choice, -1)
 
         had = active & (cur >= 0)
-        preempted = had & ~u[rows, np.maximum(cur, 0)]
+        preempted = had & ~holds
         rem = rem + np.where(preempted, since, 0.0)
         pre += preempted
         cur_key, new_key = key_of[cur], key_of[choice]
