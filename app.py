@@ -20,6 +20,7 @@ from advisor.optimize import recommend
 from advisor.plan import workload_from_dict
 from advisor.report import build_report, dump_task, read_task, to_markdown, workload_fields, write_task
 from advisor.store.default import resolve_db
+from advisor.units import format_usd
 
 st.set_page_config(page_title="advisor: GPU bids, reservations, fallbacks", layout="wide")
 
@@ -163,8 +164,8 @@ def forecast_view(path: str, frame: pd.DataFrame, gpu: str, rec) -> None:
 def recommendation_view(rec, report: dict) -> None:
     cost = report["cost"]
     cols = st.columns(4)
-    cols[0].metric("Expected cost", f"${cost['mean']:,.0f}")
-    cols[1].metric("P50 / P90", f"${cost['p50']:,.0f} / ${cost['p90']:,.0f}")
+    cols[0].metric("Expected cost", format_usd(cost['mean']))
+    cols[1].metric("P50 / P90", f"{format_usd(cost['p50'])} / {format_usd(cost['p90'])}")
     cols[2].metric("P(meet deadline)", f"{report['probability_meet_deadline']:.1%}")
     cols[3].metric("Saving vs on-demand", f"{report['savings_vs_on_demand']['fraction']:.0%}")
     st.subheader("Plan")

@@ -22,7 +22,7 @@ from rich.table import Table
 from advisor import store
 from advisor.errors import AdvisorError
 from advisor.store.default import DEMO_DIR, build_demo_db, demo_db_path, resolve_db
-from advisor.units import parse_ts
+from advisor.units import format_usd, parse_ts
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="What to bid, whether to reserve, and where to fall back for GPU compute.")
@@ -398,6 +398,23 @@ def _build_workload(flags: dict, workload_file: Path | None, task: dict | None, 
     return workload_from_dict(data)
 
 
+def _gpus_of_type(con, instance_type: str, need_gpus: bool) -> int | None:
+    """GPUs per instance of `instance_type` as the store records it (None when it has none and none are needed)."""
+    from advisor.store import list_markets
+
+    frame = list_markets(con)
+    counts = frame.loc[frame["instance_type"] == instance_type, "gpus_per_instance"]
+    if counts.empty:
+        raise ValueError(f"--instance-type {instance_type}: no market of this type in the store; "
+                         f"`advisor markets` lists them")
+    gpus = int(counts.fillna(0).max())
+    if gpus < 1:
+        if need_gpus:
+            raise ValueError(f"--gpu-hours: {instance_type} has no GPUs; give the work in --hours")
+        return None
+    return gpus
+
+
 def _print_summary(report: dict) -> None:
     console = Console()
     cost = report["cost"]
@@ -407,10 +424,11 @@ def _print_summary(report: dict) -> None:
 
     for line in _plan_lines(report["plan"]):
         console.print("  " + line.replace("**", "").replace("`", ""), highlight=False)
-    console.print(f"Expected cost ${cost['mean']:,.0f}  P50 ${cost['p50']:,.0f}  P90 ${cost['p90']:,.0f}  "
-                  f"P(meet deadline) {report['probability_meet_deadline']:.1%}", highlight=False)
+    console.print(f"Expected cost {format_usd(cost['mean'])}  P50 {format_usd(cost['p50'])}  "
+                  f"P90 {format_usd(cost['p90'])}  P(meet deadline) {report['probability_meet_deadline']:.1%}",
+                  highlight=False)
     saving = report["savings_vs_on_demand"]
-    console.print(f"Savings against on-demand only: ${saving['usd']:,.0f} ({saving['fraction']:.0%})",
+    console.print(f"Savings against on-demand only: {format_usd(saving['usd'])} ({saving['fraction']:.0%})",
                   highlight=False)
     if report["reservation_reason"]:
         console.print(f"Reservation: {report['reservation_reason']}", highlight=False)
@@ -479,8 +497,10 @@ def recommend(
              "credit_value": credit_value, "task": task,
              "providers": tuple(providers.split(",")) if providers else None,
              "markets": tuple(markets.split(",")) if markets else None}
-    workload = _build_workload(flags, workload_file, task_doc, origin)
     with open_store(db) as con:
+        if instance_type and gpus_per_node is None and not workload_file and task_doc is None:
+            flags["gpus_per_node"] = _gpus_of_type(con, instance_type, gpu_hours is not None)
+        workload = _build_workload(flags, workload_file, task_doc, origin)
         rec = run_recommend(con, workload, origin, instance_type, n_train=scenarios, n_eval=int(scenarios * 2.5),
                             seed=seed, solver=solver, time_limit=time_limit)
         regions = dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())

@@ -1,4 +1,4 @@
-"""Parsing of the units the interfaces accept: ISO-8601 UTC timestamps and durations like `36h`, `14d`."""
+"""Units the interfaces accept and print: ISO-8601 UTC timestamps, durations like `36h`, `14d`, dollar amounts."""
 
 from __future__ import annotations
 
@@ -30,3 +30,8 @@ def parse_ts(text: str | datetime | pd.Timestamp) -> pd.Timestamp:
     if ts is pd.NaT:
         raise ValueError(f"{text!r} is not an ISO-8601 timestamp, e.g. 2026-05-01T00:00:00Z")
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+
+
+def format_usd(amount: float) -> str:
+    """Dollars, with cents below $100 (a $3.48 job must not print as $3 beside a $4 mean)."""
+    return f"${amount:,.0f}" if abs(amount) >= 100 else f"${amount:,.2f}"

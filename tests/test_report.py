@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from advisor.cli import app
 from advisor.plan import Bid, Fallback, Plan, load_document
 from advisor.report import read_task, schema, workload_fields, write_task
+from advisor.units import format_usd
 
 runner = CliRunner()
 ARGS = ["recommend", "--gpu", "H100", "--nodes", "2", "--hours", "48", "--deadline", "4d", "--scenarios", "60"]
@@ -56,7 +58,8 @@ def test_markdown_section_states_the_numbers(report) -> None:
     doc, out = report
     text = (out / "r.md").read_text()
     assert text.startswith("### GPU plan: 48 h x 2 node(s) of 8 H100")
-    assert f"${doc['cost']['mean']:,.0f}" in text and "P(meet deadline)" in text
+    assert format_usd(doc["cost"]["mean"]) in text and "P(meet deadline)" in text
+    assert format_usd(3.484) == "$3.48" and format_usd(1234.4) == "$1,234"  # cents only where they matter
     assert "| on-demand only |" in text and "**Assumptions**" in text
 
 
@@ -114,3 +117,35 @@ def test_infeasible_or_bad_requests_get_one_line(args: list[str], text: str) -> 
     assert result.exit_code in (1, 2)
     assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
+
+
+def _zones_db(tmp_path: Path) -> str:
+    """Ten days of a 1-GPU type in two zones (one spikes every fifth hour), its on-demand price, and a CPU type."""
+    from conftest import spot_row, write_normalized
+
+    rows = []
+    for h in range(240):
+        ts = (pd.Timestamp("2015-04-01") + pd.Timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows.append(spot_row(ts, 0.3 if h % 5 else 3.0, zone="us-east-1a"))
+        rows.append(spot_row(ts, 0.4, zone="us-east-1b"))
+        rows.append([ts, "aws", "us-east-1", "us-east-1a", "c3.xlarge", "", 0, "spot", 0.05, ""])
+    rows.append(["2015-04-01T00:00:00Z", "aws", "us-east-1", "", "g2.2xlarge", "K520", 1, "on_demand", 0.65, ""])
+    rows.append(["2015-04-01T00:00:00Z", "aws", "us-east-1", "", "c3.xlarge", "", 0, "on_demand", 0.21, ""])
+    db = str(tmp_path / "zones.duckdb")
+    assert runner.invoke(app, ["ingest", str(write_normalized(tmp_path / "z.csv", rows)), "--db", db]).exit_code == 0
+    return db
+
+
+def test_recommend_for_an_instance_type_takes_its_gpus_and_its_zones(tmp_path: Path) -> None:
+    db = _zones_db(tmp_path)
+    args = ["recommend", "--db", db, "--deadline", "48h", "--scenarios", "30", "--json"]
+    result = runner.invoke(app, [*args, "--instance-type", "g2.2xlarge", "--gpu-hours", "24"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["workload"]["hours"] == 24 and report["workload"]["gpus_per_node"] == 1  # 1 GPU per g2.2xlarge
+    markets = [b["market"] for b in report["plan"]["bids"]] + [f["market"] for f in report["plan"]["fallback"]]
+    assert markets and all(":g2.2xlarge:" in m for m in markets)
+    assert "aws:us-east-1b:g2.2xlarge:spot" in markets  # the calm zone beats the spiky one
+    cpu = runner.invoke(app, [*args, "--instance-type", "c3.xlarge", "--gpu-hours", "24"])
+    assert cpu.exit_code == 2 and "c3.xlarge has no GPUs" in cpu.stderr and cpu.stdout == ""
+    assert runner.invoke(app, [*args, "--instance-type", "c3.xlarge", "--hours", "24"]).exit_code == 0

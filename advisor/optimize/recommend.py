@@ -170,17 +170,20 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
     frame = list_markets(con)
     if w.markets:
         frame = frame[frame["market"].isin(w.markets)]
+    elif instance_type:  # the type fixes the GPUs per instance; its zones and regions compete
+        frame = frame[frame["instance_type"] == instance_type]
+        if w.providers:
+            frame = frame[frame["provider"].isin(w.providers)]
     else:
         if w.gpu:
             frame = frame[frame["gpu"].str.lower() == w.gpu.lower()]
         frame = frame[frame["gpus_per_instance"] == w.gpus_per_node]
-        if instance_type:
-            frame = frame[frame["instance_type"] == instance_type]
         if w.providers:
             frame = frame[frame["provider"].isin(w.providers)]
     spot = tuple(frame.loc[frame["kind"] == "spot", "market"])
     on_demand = tuple(frame.loc[frame["kind"] == "on_demand", "market"])
-    what = f"{w.gpu or 'any GPU'} x{w.gpus_per_node}" + (f" on {', '.join(w.providers)}" if w.providers else "")
+    what = instance_type or f"{w.gpu or 'any GPU'} x{w.gpus_per_node}"
+    what += f" on {', '.join(w.providers)}" if w.providers else ""
     if not on_demand:
         raise AdvisorError(f"no on-demand market for {what} to fall back to. To fix: `advisor markets` lists what "
                            f"the store has; widen --providers/--markets or change --gpus-per-node")

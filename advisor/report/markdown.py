@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from advisor.units import format_usd
+
 
 def _plan_lines(plan: dict) -> list[str]:
     lines = []
@@ -26,12 +28,13 @@ def to_markdown(report: dict) -> str:
         f"### GPU plan: {w['hours']:g} h x {w['nodes']} node(s) of {w.get('gpus_per_node', 8)} {gpu}, "
         f"deadline {w['deadline_hours']:g} h",
         "",
-        f"**Expected cost ${cost['mean']:,.0f}** (P50 ${cost['p50']:,.0f}, P90 ${cost['p90']:,.0f}); "
+        f"**Expected cost {format_usd(cost['mean'])}** (P50 {format_usd(cost['p50'])}, "
+        f"P90 {format_usd(cost['p90'])}); "
         f"**P(meet deadline) {report['probability_meet_deadline']:.1%}**.",
     ]
     saving = report.get("savings_vs_on_demand")
     if saving and saving["usd"] > 0:
-        out.append(f"That is ${saving['usd']:,.0f} ({saving['fraction']:.0%}) less than on-demand only.")
+        out.append(f"That is {format_usd(saving['usd'])} ({saving['fraction']:.0%}) less than on-demand only.")
     out += ["", "**Plan**", "", *_plan_lines(report["plan"])]
     if report.get("reservation_reason"):
         out += ["", f"Reservation tier: {report['reservation_reason']}."]
@@ -39,11 +42,13 @@ def to_markdown(report: dict) -> str:
         out += ["", "**Commands**", "", "```bash", *report["bid_commands"], "```"]
     out += ["", "**Alternatives considered**", "", "| option | mean | P50 | P90 | P(meet deadline) |",
             "|---|---:|---:|---:|---:|",
-            f"| recommended | ${cost['mean']:,.0f} | ${cost['p50']:,.0f} | ${cost['p90']:,.0f} | "
+            f"| recommended | {format_usd(cost['mean'])} | {format_usd(cost['p50'])} | "
+            f"{format_usd(cost['p90'])} | "
             f"{report['probability_meet_deadline']:.1%} |"]
     for alt in report["alternatives"]:
         c = alt["cost"]
-        out.append(f"| {alt['name']} | ${c['mean']:,.0f} | ${c['p50']:,.0f} | ${c['p90']:,.0f} | "
+        out.append(f"| {alt['name']} | {format_usd(c['mean'])} | {format_usd(c['p50'])} | {format_usd(c['p90'])} "
+                   f"| "
                    f"{alt['probability_meet_deadline']:.1%} |")
     data = report["data"]
     out += ["", f"Data: {len(data['markets'])} markets, history {data['from']} to {data['as_of']}.", "",
