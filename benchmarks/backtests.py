@@ -26,8 +26,11 @@ LIST_CSV = """ts,provider,region,zone,instance_type,gpu_type,gpu_count,market,pr
 2022-10-01T00:00:00Z,aws,us-east-2,,p3.2xlarge,V100,1,on_demand,3.06,
 """
 
+G2 = ["aws:us-east-1a:g2.2xlarge:spot", "aws:us-east-1a:g2.2xlarge:on_demand"]
+ZONE_LAGS_DAYS = {"us-east-1b": 9, "us-east-1c": 18, "us-east-1d": 27}  # see four_zones_csv
+
 CASES = [
-    ("aws-spot-2015, g2.2xlarge", dict(instance_type="g2.2xlarge"), Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
+    ("aws-spot-2015, g2.2xlarge", dict(markets=G2), Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
     ("aws-spot-2015, c3.xlarge", dict(instance_type="c3.xlarge"), Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
     ("spot-availability 2022, p3.2xlarge, us-west-2a/2b", dict(markets=[
         "aws:us-west-2a:p3.2xlarge:spot", "aws:us-west-2b:p3.2xlarge:spot", "aws:us-west-2:p3.2xlarge:on_demand"]),
@@ -38,7 +41,27 @@ CASES = [
      Grid((12, 24, 48), (1.25, 2, 4), nodes=(1, 4, 8)), "24h", "1d"),
     ("gcp-h100-2025, a3-highgpu-1g x 6 zones, gangs of 1/4/8", dict(instance_type="a3-highgpu-1g"),
      Grid((12, 24, 48), (1.25, 2, 4), nodes=(1, 4, 8)), "12h", "1d"),
+    ("aws-spot-2015 g2.2xlarge in 4 zones (1b-1d: 1a's real series started 9/18/27 days later)",
+     dict(markets=G2[:1] + [f"aws:{z}:g2.2xlarge:spot" for z in ZONE_LAGS_DAYS] + G2[1:]),
+     Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
 ]
+
+
+def four_zones_csv(path: Path) -> Path:
+    """Zones us-east-1b..d for g2.2xlarge: us-east-1a's real 2015 spot series, each started some days later and
+    wrapped around its span, so the zones are real-shaped but calm and spiky at different times. A test of choosing
+    among locations of one type (the 2015 file holds one zone); no such zones existed in the data."""
+    frame = pd.read_csv(SHARED / "aws-spot-2015" / "us-east-1a.csv")
+    g2 = frame[(frame["instance_type"] == "g2.2xlarge") & (frame["market"] == "spot")]
+    ts = pd.to_datetime(g2["ts"])
+    span = ts.max() - ts.min()
+    parts = []
+    for zone, lag in ZONE_LAGS_DAYS.items():
+        moved = g2.assign(zone=zone, ts=(ts.min() + (ts - ts.min() + pd.Timedelta(days=lag)) % span)
+                          .dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        parts.append(moved.drop_duplicates("ts", keep="last").sort_values("ts"))
+    pd.concat(parts).to_csv(path, index=False)
+    return path
 
 
 def build_store(path: Path) -> None:
@@ -48,6 +71,7 @@ def build_store(path: Path) -> None:
     store.ingest_files(con, sorted((SHARED / "spot-availability").glob("*.csv")), opts=store.StageOptions(price=spot))
     (path.parent / "list.csv").write_text(LIST_CSV)
     store.ingest_files(con, [path.parent / "list.csv"])
+    store.ingest_files(con, [four_zones_csv(path.parent / "g2-zones.csv")])
     con.close()
 
 

@@ -148,3 +148,23 @@ def test_scenario_weights_move_the_choice_and_the_chance_constraint() -> None:
     assert solve(cands, cost, meet, target=0.5, weights=np.array([0.1, 0.1, 0.4, 0.4])).index == 1
     assert solve(cands, cost, meet, target=0.8).index == 1  # plan 0 meets only 75%
     assert solve(cands, cost, meet, target=0.8, weights=np.array([0.4, 0.4, 0.1, 0.1])).index == 0  # 90%
+
+
+def test_zones_calm_in_turn_get_one_ladder_over_all_of_them(tmp_path: Path) -> None:
+    # four zones of one type, each calm (4 $/h) for 6 hours in turn and at 60 $/h otherwise: only a ladder over all
+    # four at a limit below 60 always holds a calm zone; any three leave a quarter of the hours to on-demand
+    zones = ["us-central5-a", "us-central5-b", "us-central5-c", "us-central5-d"]
+    rows = [f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,{z},h100-80gb.sxm.8x,H100,8,spot,"
+            f"{4.0 if (i // 36) % 4 == k else 60.0:.2f},16"
+            for i, ts in enumerate(pd.date_range(START, periods=5 * 168 * 6, freq="10min"))
+            for k, z in enumerate(zones)]
+    rows.append(f"{START:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,20.0,")
+    (tmp_path / "z.csv").write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
+    con = store.connect(tmp_path / "z.duckdb")
+    store.ingest_files(con, [tmp_path / "z.csv"])
+    rec = recommend(con, w(hours=24, deadline_hours=30), n_train=40, n_eval=60)
+    bids = rec.chosen.plan.bids
+    assert {b.market.split(":")[1] for b in bids} == set(zones) and all(b.limit_price < 60.0 for b in bids)
+    assert rec.chosen.probability == 1.0
+    # at most a few hours on-demand once restarts have eaten the slack; never an hour at 60
+    assert rec.chosen.cost["mean"] < 0.4 * 20.0 * 24

@@ -62,10 +62,11 @@ def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: floa
     return sorted(spot, key=lambda m: scores[m])
 
 
-def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 3,
-            joint_levels: int = 5) -> dict[str, tuple[Bid, ...]]:
+def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 4, joint_levels: int = 5,
+            shared: tuple[float, ...] = ()) -> dict[str, tuple[Bid, ...]]:
     """Bid ladders: every limit on each of the best markets alone, and the best 2..width markets together at
-    `joint_levels` matching points of their grids (spread from the lowest to the highest)."""
+    `joint_levels` matching points of their grids (spread from the lowest to the highest) and at each `shared`
+    limit (one price for every location of a type: a preempted bid moves to the next zone, not to on-demand)."""
     out: dict[str, tuple[Bid, ...]] = {}
     for m in ranked[:4]:
         for lim in grids[m]:
@@ -73,8 +74,10 @@ def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 3,
     for k in range(2, min(width, len(ranked)) + 1):
         top = ranked[:k]
         levels = min(len(grids[m]) for m in top)
-        for j in sorted({int(round(x)) for x in np.linspace(0, levels - 1, min(levels, joint_levels))}):
-            bids = tuple(Bid(m, grids[m][-levels + j]) for m in top)
+        spread = [tuple(grids[m][-levels + j] for m in top)
+                  for j in sorted({int(round(x)) for x in np.linspace(0, levels - 1, min(levels, joint_levels))})]
+        for limits in spread + [(lim,) * k for lim in shared]:
+            bids = tuple(Bid(m, lim) for m, lim in zip(top, limits, strict=True))
             out[" > ".join(f"{b.market}@{b.limit_price:g}" for b in bids)] = bids
     return out
 
@@ -111,7 +114,8 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
     od_price = float(np.nanmean(paths.mean[:, paths.index(fallback[0].market), 0])) if fallback else math.inf
     ranked = rank_markets(paths, spot, workload.nodes, od_price) if spot else []
     grids = {m: limit_grid(paths, m, od_price) for m in ranked[:4]}
-    bid_ladders = ladders(ranked, grids)
+    shared = tuple(float(round(f * od_price, 2)) for f in ON_DEMAND_MULTIPLES) if math.isfinite(od_price) else ()
+    bid_ladders = ladders(ranked, grids, shared=shared)
     reservations = reservation_options(offers, workload)
     out = [Candidate(Plan(fallback=fallback, guard_margin_hours=float(workload.horizon)), NONE,
                      float(workload.horizon), NONE)]
