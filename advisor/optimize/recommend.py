@@ -94,23 +94,25 @@ def replay_uncertain(workload: Workload, plan: Plan, paths: MarketPaths) -> Batc
     return replay_uncertain_many(workload, [plan], paths)[0]
 
 
-def replay_uncertain_many(workload: Workload, plans: list[Plan], paths: MarketPaths) -> list[BatchResult]:
+def replay_uncertain_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
+                          by_market: bool = True) -> list[BatchResult]:
     """`replay_uncertain` of plans of one structure (see `same_structure`) in one pass per work level."""
     levels = work_levels(workload)
     if len(levels) == 1:
-        return replay_batch_many(workload, plans, paths)
+        return replay_batch_many(workload, plans, paths, by_market)
     parts: list[list[tuple[np.ndarray, BatchResult]]] = [[] for _ in plans]
     index = np.arange(paths.n_scenarios)
     for k, hours in enumerate(levels):
         sel = index[index % len(levels) == k]
         sub = MarketPaths(paths.markets, paths.mean[sel], paths.peak[sel], paths.avail[sel], paths.start)
         level = replace(workload, hours=hours, hours_p90=None)
-        for j, result in enumerate(replay_batch_many(level, plans, sub)):
+        for j, result in enumerate(replay_batch_many(level, plans, sub, by_market)):
             parts[j].append((sel, result))
     return [_merge(part, paths.n_scenarios) for part in parts]
 
 
-def replay_grouped(workload: Workload, plans: list[Plan], paths: MarketPaths, chunk: int = 16) -> list[BatchResult]:
+def replay_grouped(workload: Workload, plans: list[Plan], paths: MarketPaths, chunk: int = 16,
+                   by_market: bool = True) -> list[BatchResult]:
     """`replay_uncertain` of every plan, those of one structure replayed together (`chunk` at a time)."""
     groups: dict[tuple, list[int]] = {}
     for i, plan in enumerate(plans):
@@ -119,7 +121,8 @@ def replay_grouped(workload: Workload, plans: list[Plan], paths: MarketPaths, ch
     for members in groups.values():
         for c in range(0, len(members), chunk):
             ids = members[c:c + chunk]
-            for i, result in zip(ids, replay_uncertain_many(workload, [plans[i] for i in ids], paths), strict=True):
+            batch = replay_uncertain_many(workload, [plans[i] for i in ids], paths, by_market)
+            for i, result in zip(ids, batch, strict=True):
                 out[i] = result
     return out
 
@@ -285,7 +288,11 @@ def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths, q: 
     `keep` ladders only; returns the candidates scored with their (candidate x scenario) cost and deadline met."""
     base = safe_margin(w)
     first = [c for c in pool if c.ladder == NONE or c.guard == base]
-    scored = dict(zip((id(c) for c in first), replay_grouped(w, [c.plan for c in first], train), strict=True))
+    def score(group: list[Candidate]) -> dict[int, BatchResult]:
+        return dict(zip((id(c) for c in group), replay_grouped(w, [c.plan for c in group], train, by_market=False),
+                        strict=True))
+
+    scored = score(first)
 
     def merit(c: Candidate) -> tuple[float, float]:
         r = scored[id(c)]
@@ -293,7 +300,7 @@ def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths, q: 
 
     best = {c.ladder for c in sorted((c for c in first if c.ladder != NONE), key=merit)[:keep]}
     second = [c for c in pool if c.ladder in best and c.guard != base]
-    scored.update(zip((id(c) for c in second), replay_grouped(w, [c.plan for c in second], train), strict=True))
+    scored.update(score(second))
     cands = first + second
     return (cands, np.stack([scored[id(c)].cost for c in cands]),
             np.stack([scored[id(c)].finished for c in cands]))

@@ -35,12 +35,13 @@ class BatchResult:
         return float(self.finished.mean())
 
 
-def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(any, index of the first True) along the last axis."""
-    if mask.shape[-1] == 0:
-        zeros = np.zeros(mask.shape[:-1], dtype=int)
-        return zeros.astype(bool), zeros
-    return mask.any(axis=-1), mask.argmax(axis=-1)
+def _first_usable(usable: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Index (+ offset) of the first True along the last axis, -1 where none; a loop over the few slots is far
+    cheaper than argmax over a short last axis."""
+    first = np.full(usable.shape[:-1], -1)
+    for j in range(usable.shape[-1] - 1, -1, -1):
+        first = np.where(usable[..., j], offset + j, first)
+    return first
 
 
 def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchResult:
@@ -53,9 +54,11 @@ def same_structure(plan: Plan) -> tuple:
     return tuple(b.market for b in plan.bids), plan.fallback, plan.reservation
 
 
-def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths) -> list[BatchResult]:
+def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
+                      by_market: bool = True) -> list[BatchResult]:
     """`replay_batch` of several plans that differ only in limits and guard margins, in one pass over the hours
-    (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan."""
+    (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan. Without
+    `by_market` the hours per market are left at zero (scoring needs only cost and deadline met)."""
     if len({same_structure(p) for p in plans}) != 1:
         raise ValueError("replay_batch_many needs plans with the same bid markets, fallbacks and reservation")
     plan = plans[0]
@@ -83,13 +86,12 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
     has_cap = np.isnan(cap) | (cap >= nodes)
     usable = ((paths.peak[None, :, midx, :deadline] <= limits[:, None, :, None]) & has_cap[None])
     usable = usable.reshape(n, n_mkt, deadline).transpose(2, 0, 1)
-    price = np.tile((paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1), (1, n_plans, 1))
-    usable_ext = np.concatenate([usable, np.ones((deadline, n, 1), dtype=bool)], axis=2)  # + reservation
     # (hours, rows), for every hour at once: the first usable fallback and bid slot, or -1 (wait)
-    fb_any, fb_first = _first_true(usable[:, :, n_bid:n_mkt])
-    fallback_pick = np.where(fb_any, n_bid + fb_first, -1)
-    bid_any, bid_first = _first_true(usable[:, :, :n_bid])
-    bid_pick = np.where(bid_any, bid_first, -1)
+    fallback_pick = _first_usable(usable[:, :, n_bid:n_mkt], n_bid)
+    bid_pick = _first_usable(usable[:, :, :n_bid])
+    usable_flat = usable.reshape(deadline, n * n_mkt)
+    # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
+    price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
     rem = np.full(n, float(workload.hours))
     since = np.zeros(n)
@@ -97,17 +99,20 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
     guard = np.zeros(n, dtype=bool)
     cost = np.zeros(n)
     pre = np.zeros(n, dtype=int)
-    chosen = np.full((deadline, n), -1)
-    used_by_hour = np.zeros((deadline, n))
+    res_steps = np.zeros(n, dtype=int)
+    hours = np.zeros((n, len(labels)))
     finish = np.full(n, np.nan)
     rows = np.arange(n)
+    slot_base, price_base = rows * n_mkt, (rows % n_paths) * n_mkt
+    top = max(n_mkt - 1, 0)
 
     for t in range(deadline):
         active = rem > EPS
         if not active.any():
             break
         guard |= active & (rem + ro >= (deadline - t) - margin)
-        holds = usable_ext[t][rows, np.maximum(cur, 0)]  # the slot held last hour is usable this hour
+        # the slot held last hour is usable this hour (a reservation always is)
+        holds = (cur >= n_mkt) | (usable_flat[t].take(slot_base + np.clip(cur, 0, top)) if n_mkt else False)
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = np.full(n, reserved)
         else:
@@ -129,9 +134,11 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
         used = np.where(fin, np.where(restart, ro, 0.0) + rem, 1.0)
         work = np.where(fin, rem, gain)
         on_market = run & (choice < n_mkt)
-        step_price = price[t][rows, np.minimum(np.maximum(choice, 0), max(n_mkt - 1, 0))] if n_mkt else np.zeros(n)
+        step_price = price_flat[t].take(price_base + np.clip(choice, 0, top)) if n_mkt else np.zeros(n)
         cost += np.where(on_market, step_price * used, 0.0)
-        chosen[t], used_by_hour[t] = choice, np.where(run, used, 0.0)
+        if by_market:
+            hours[rows[run], column[choice[run]]] += used[run]  # one cell per row: no repeated index
+        res_steps += choice == reserved
         rem = np.where(run, rem - work, rem)
         since = np.where(run, since + work, since)
         since = np.zeros(n) if every <= 0 else since - every * np.floor((since + EPS) / every)
@@ -140,10 +147,6 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths)
         cur = np.where(active, choice, cur)
 
     finished = rem <= EPS
-    ran = chosen >= 0
-    cells = np.broadcast_to(rows, chosen.shape)[ran] * len(labels) + column[chosen[ran]]
-    hours = np.bincount(cells, weights=used_by_hour[ran], minlength=n * len(labels)).reshape(n, len(labels))
-    res_steps = (chosen == reserved).sum(axis=0)
     res_cost, credits = reservation_charges(res, workload, res_steps, finish)
     res_cost = np.broadcast_to(np.asarray(res_cost, dtype=float), (n,)).copy()
     credits = np.broadcast_to(np.asarray(credits, dtype=float), (n,)).copy()
