@@ -474,7 +474,8 @@ def recommend(
     = None,
     scenarios: Annotated[int, typer.Option("--scenarios", help="Training scenarios (evaluation uses 2.5x).")] = 200,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    solver: Annotated[str, typer.Option("--solver", help="cbc (default) or highs.")] = "cbc",
+    solver: Annotated[str, typer.Option("--solver", help="auto (HiGHS if installed, else CBC), cbc or highs.")]
+    = "auto",
     time_limit: Annotated[float, typer.Option("--time-limit", help="Solver seconds before the best plan found.")]
     = 30.0,
     db: DbOpt = None,
@@ -487,8 +488,8 @@ def recommend(
     from advisor.optimize import recommend as run_recommend
     from advisor.report import build_report, dump_task, read_task, to_markdown, write_task, write_text_atomic
 
-    if solver not in ("cbc", "highs"):
-        raise ValueError(f"--solver {solver!r}: cbc or highs")
+    if solver not in ("auto", "cbc", "highs"):
+        raise ValueError(f"--solver {solver!r}: auto, cbc or highs")
     origin = parse_ts(as_of) if as_of else None
     task_doc = read_task(task) if task else None
     flags = {"gpu": gpu, "gpus_per_node": gpus_per_node, "nodes": nodes, "hours": hours, "gpu_hours": gpu_hours,

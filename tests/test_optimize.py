@@ -128,7 +128,6 @@ def test_as_of_accepts_timezone_aware_timestamps(tmp_path: Path) -> None:
 
 
 def test_highs_and_cbc_agree_on_the_plan(tmp_path: Path) -> None:
-    pytest.importorskip("highspy", reason="highspy is in the test extra")
     con = build_store(tmp_path, lambda i: 60.0 if (i // 6) % 24 == 12 else 4.0)
     cbc = recommend(con, w(hours=30, deadline_hours=120), n_train=40, n_eval=40, solver="cbc")
     highs = recommend(con, w(hours=30, deadline_hours=120), n_train=40, n_eval=40, solver="highs")

@@ -149,3 +149,15 @@ def test_recommend_for_an_instance_type_takes_its_gpus_and_its_zones(tmp_path: P
     cpu = runner.invoke(app, [*args, "--instance-type", "c3.xlarge", "--gpu-hours", "24"])
     assert cpu.exit_code == 2 and "c3.xlarge has no GPUs" in cpu.stderr and cpu.stdout == ""
     assert runner.invoke(app, [*args, "--instance-type", "c3.xlarge", "--hours", "24"]).exit_code == 0
+
+
+def test_json_on_stdout_is_only_json_whatever_the_solver_prints(tmp_path: Path) -> None:
+    # HiGHS prints a banner from C++ straight to file descriptor 1; only a real process shows it
+    import subprocess
+    import sys
+
+    db = _zones_db(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "advisor.cli", "recommend", "--db", db, "--instance-type",
+                          "g2.2xlarge", "--hours", "24", "--deadline", "48h", "--scenarios", "30", "--solver", "highs",
+                          "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["solver"]["name"] == "highs"

@@ -20,8 +20,12 @@ prices it exactly, scenario by scenario, instead of a linear stand-in.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +50,19 @@ class Solution:
     note: str | None = None
 
 
+SOLVERS = ("auto", "cbc", "highs")
+
+
+def resolve_solver(name: str) -> str:
+    """`auto`: HiGHS when highspy is installed (in-process, ~6x faster than CBC on the benchmark's MIP), else the
+    CBC that ships with PuLP; `cbc` and `highs` as asked."""
+    if name not in SOLVERS:
+        raise AdvisorError(f"--solver {name!r}: one of {', '.join(SOLVERS)}")
+    if name == "auto":
+        return "highs" if pulp.HiGHS(msg=False).available() else "cbc"
+    return name
+
+
 def _solver(name: str, time_limit: float) -> pulp.LpSolver:
     if name == "highs":
         solver = pulp.HiGHS(msg=False, timeLimit=time_limit)
@@ -57,12 +74,28 @@ def _solver(name: str, time_limit: float) -> pulp.LpSolver:
         return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
 
 
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null: HiGHS prints its banner from C++ whatever msg says, and stdout may be
+    carrying a JSON report."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, target: float,
-          budget: float | None = None, solver: str = "cbc", time_limit: float = 30.0,
+          budget: float | None = None, solver: str = "auto", time_limit: float = 30.0,
           weights: np.ndarray | None = None) -> Solution:
     """Solve the MIP above (scenario weights uniform unless given); raises InfeasibleError when no candidate (or
     mix of pieces) satisfies it."""
     started = time.perf_counter()
+    solver = resolve_solver(solver)
     n_p, n_s = meet.shape
     q = np.full(n_s, 1.0 / n_s) if weights is None else np.asarray(weights, float) / np.sum(weights)
     model = pulp.LpProblem("advisor_plan", pulp.LpMinimize)
@@ -84,7 +117,8 @@ def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, targe
     model += pulp.lpSum(float(q[s]) * z[s] for s in range(n_s)) >= target - 1e-9, "chance"
     if budget is not None:
         model += pulp.lpSum(float(mean_cost[p]) * x[p] for p in range(n_p)) <= budget, "budget"
-    status = model.solve(_solver(solver, time_limit))
+    with _quiet_stdout():
+        status = model.solve(_solver(solver, time_limit))
     seconds = time.perf_counter() - started
     chosen = [p for p in range(n_p) if (x[p].value() or 0) > 0.5]
     if status == pulp.LpStatusInfeasible or not chosen:
