@@ -79,7 +79,11 @@ def _quiet_stdout() -> Iterator[None]:
     """Send file descriptor 1 to /dev/null: HiGHS prints its banner from C++ whatever msg says, and stdout may be
     carrying a JSON report."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (a detached process): nothing to protect
+        yield
+        return
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
