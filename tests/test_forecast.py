@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from advisor.cli import app
 from advisor.forecast import CapacityModel, Forecaster, PostedPriceModel, PriceModel, fit_price_model, hour_of_week
+from advisor.forecast.models import fit_student_t
 from advisor.plan import MarketPaths
 
 START = pd.Timestamp("2026-03-02T00:00:00")  # a Monday
@@ -43,6 +44,18 @@ def test_price_model_recovers_known_parameters() -> None:
     assert 2.5 < model.df_ < 8
     assert model.scale_ == pytest.approx(0.05 * 2 / 3, rel=0.25)
     assert model.season_[6] - model.season_[18] == pytest.approx((0.3 - -0.3) * 2 / 3, abs=0.1)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from([2.5, 3.0, 5.0, 12.0]), st.sampled_from([0.01, 0.3, 4.0]), st.integers(0, 10_000))
+def test_student_t_fit_matches_scipy_stats(df: float, scale: float, seed: int) -> None:
+    from scipy import stats
+
+    x = scale * np.random.default_rng(seed).standard_t(df, 400)
+    ref_df, _, ref_scale = stats.t.fit(x, floc=0.0)
+    got_df, got_scale = fit_student_t(x)
+    if ref_df < 1000:  # beyond, the likelihood is flat in df (a normal) and both stop anywhere
+        assert got_df == pytest.approx(ref_df, rel=0.02) and got_scale == pytest.approx(ref_scale, rel=0.01)
 
 
 def test_price_level_ignores_transient_spikes_but_follows_level_shifts() -> None:

@@ -1,7 +1,8 @@
 """Per-market models on hourly arrays (numpy in, numpy out; no DataFrames here).
 
 `PriceModel`: log(mean price + c) = recent level + hour-of-week seasonality (shrunk toward hour-of-day while few
-weeks are seen) + an AR(1) residual with zero-inflated Student-t innovations (fitted with `scipy.stats.t`), and a
+weeks are seen) + an AR(1) residual with zero-inflated Student-t innovations (maximum likelihood with
+`scipy.optimize`), and a
 level that drifts as a random walk. Why this shape: spot prices are step functions (most hours do not change at all,
 so a plain t fit collapses onto zero; the zero-inflation keeps the moves' real size), with strong daily/weekly
 cycles (auctions fall to the floor at night), level shifts when capacity changes (the random-walk level widens long
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, special
 
 HOURS_PER_WEEK = 168
 CAPACITY_BINS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
@@ -71,8 +72,8 @@ class PriceModel:
         moves = innov[np.abs(innov) > 1e-6]
         self.p_zero_ = 1.0 - moves.size / max(innov.size, 1)
         if moves.size > 10:
-            df, _, scale = stats.t.fit(moves, floc=0.0)
-            self.df_, self.scale_ = float(np.clip(df, 2.2, 100.0)), float(scale)
+            df, scale = fit_student_t(moves)
+            self.df_, self.scale_ = float(np.clip(df, 2.2, 100.0)), scale
         else:
             self.df_, self.scale_ = 30.0, float(np.std(moves)) if moves.size else 0.0
         self.level_step_ = _level_step(deseason)
@@ -81,8 +82,8 @@ class PriceModel:
         self.excess_ = _peak_excess(mean, peak)
         scores = np.zeros(len(mean))
         if self.scale_ > 0:
-            u = stats.t.cdf(innov / self.scale_, self.df_)  # zeros score 0.5: the copula sees only moves
-            scores[1:][pairs] = stats.norm.ppf(np.clip(u, 1e-6, 1 - 1e-6))
+            u = special.stdtr(self.df_, innov / self.scale_)  # zeros score 0.5: the copula sees only moves
+            scores[1:][pairs] = special.ndtri(np.clip(u, 1e-6, 1 - 1e-6))
         self.scores_ = scores
         return self
 
@@ -144,7 +145,7 @@ class PostedPriceModel:
         """Mean and peak price paths (n, h) from standard-normal scores z (n, h) and uniforms u (n, h, 2)."""
         steps = np.zeros(z.shape)
         if self.rate_ > 0 and self.step_ > 0:
-            beyond = np.abs(z) > stats.norm.isf(self.rate_ / 2)
+            beyond = np.abs(z) > -special.ndtri(self.rate_ / 2)
             steps[beyond] = z[beyond] * (self.step_ / _tail_rms(self.rate_))
         mean = self.last_ * np.exp(np.cumsum(steps, axis=1))
         return mean, mean * _draw_excess(self.excess_, u[..., 1])
@@ -184,8 +185,8 @@ def _returns_to_a_left_price(logs: np.ndarray, same: float = 0.005, away: float 
 
 def _tail_rms(rate: float) -> float:
     """Root mean square of a standard normal beyond its two-sided `rate` quantile: scales a tail score to a step."""
-    c = float(stats.norm.isf(rate / 2))
-    return float(np.sqrt(1 + c * stats.norm.pdf(c) / stats.norm.sf(c)))
+    c = float(-special.ndtri(rate / 2))
+    return float(np.sqrt(1 + c * _norm_pdf(c) / special.ndtr(-c)))
 
 
 def _peak_excess(mean: np.ndarray, peak: np.ndarray) -> np.ndarray:
@@ -206,7 +207,7 @@ _Z_GRID = np.linspace(-8.0, 8.0, 4001)
 def _t_scores(z: np.ndarray, df: float) -> np.ndarray:
     """Student-t(df) quantiles at the standard-normal scores z: t.ppf(norm.cdf(z)) read off a fine table (the
     direct ppf is the slowest step of drawing scenarios; the table is within 1e-4 of it, relative)."""
-    return np.interp(z, _Z_GRID, stats.t.ppf(stats.norm.cdf(_Z_GRID), df))
+    return np.interp(z, _Z_GRID, special.stdtrit(df, special.ndtr(_Z_GRID)))
 
 
 def _level_step(deseason: np.ndarray, tail: float = 0.05) -> float:
@@ -223,10 +224,32 @@ def _level_step(deseason: np.ndarray, tail: float = 0.05) -> float:
     return float(np.std(np.clip(steps, lo, hi)) / _winsorized_sd(tail) / np.sqrt(24))
 
 
+def fit_student_t(x: np.ndarray, df_bounds: tuple[float, float] = (0.3, 1e4)) -> tuple[float, float]:
+    """Maximum-likelihood (df, scale) of a Student-t centred at 0 (scipy.optimize, L-BFGS-B on log parameters):
+    what scipy.stats.t.fit(x, floc=0) finds, ~5x faster and without importing scipy.stats (~0.4 s per command)."""
+    x = np.asarray(x, dtype=float)
+    x2 = x * x
+
+    def nll(theta: np.ndarray) -> float:
+        df, scale = np.exp(theta)
+        return -float(np.sum(special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
+                             - np.log(scale) - (df + 1) / 2 * np.log1p(x2 / (scale * scale * df))))
+
+    start = np.log([4.0, max(float(np.median(np.abs(x))) / 0.7407, 1e-12)])  # 0.7407: median |t_4|
+    bounds = [tuple(np.log(df_bounds)), (start[1] - 10.0, start[1] + 10.0)]
+    fit = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
+    df, scale = np.exp(fit.x)
+    return float(df), float(scale)
+
+
+def _norm_pdf(x: float) -> float:
+    return float(np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi))
+
+
 def _winsorized_sd(tail: float) -> float:
     """Standard deviation of a standard normal winsorized at its `tail` and 1 - `tail` quantiles."""
-    c = float(stats.norm.ppf(1 - tail))
-    inner = 1 - 2 * tail - 2 * c * float(stats.norm.pdf(c))
+    c = float(special.ndtri(1 - tail))
+    inner = 1 - 2 * tail - 2 * c * _norm_pdf(c)
     return float(np.sqrt(inner + 2 * tail * c * c))
 
 
@@ -282,7 +305,7 @@ class CapacityModel:
         hi = self.cdf_[state[:-1], state[1:]]
         u = lo + (hi - lo) * rng.random(lo.size)  # randomized PIT of each observed transition
         scores = np.zeros(ok.sum())
-        scores[1:] = stats.norm.ppf(np.clip(u, 1e-6, 1 - 1e-6))
+        scores[1:] = special.ndtri(np.clip(u, 1e-6, 1 - 1e-6))
         self.scores_[ok] = scores
         return self
 
@@ -290,7 +313,7 @@ class CapacityModel:
         """Capacity paths (n, h) from standard-normal scores z (n, h); NaN when unknown."""
         if not self.known_:
             return np.full(z.shape, np.nan)
-        u = stats.norm.cdf(z)
+        u = special.ndtr(z)
         out = np.empty(z.shape)
         s = np.full(z.shape[0], self.last_)
         for h in range(z.shape[1]):

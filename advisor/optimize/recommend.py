@@ -83,10 +83,10 @@ def work_levels(workload: Workload) -> list[float]:
     """Work hours per scenario group: just `hours`, or five quantiles of the lognormal through hours_p90."""
     if not workload.hours_p90 or workload.hours_p90 <= workload.hours:
         return [workload.hours]
-    from scipy import stats
+    from scipy.special import ndtri
 
-    sigma = math.log(workload.hours_p90 / workload.hours) / stats.norm.ppf(0.9)
-    return [round(workload.hours * math.exp(sigma * stats.norm.ppf(q)), 2) for q in WORK_QUANTILES]
+    sigma = math.log(workload.hours_p90 / workload.hours) / ndtri(0.9)
+    return [round(workload.hours * math.exp(sigma * ndtri(q)), 2) for q in WORK_QUANTILES]
 
 
 def replay_uncertain(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchResult:
