@@ -167,3 +167,15 @@ def test_zones_calm_in_turn_get_one_ladder_over_all_of_them(tmp_path: Path) -> N
     assert rec.chosen.probability == 1.0
     # at most a few hours on-demand once restarts have eaten the slack; never an hour at 60
     assert rec.chosen.cost["mean"] < 0.4 * 20.0 * 24
+
+
+def test_fallbacks_stop_at_the_first_on_demand_market_that_is_always_there() -> None:
+    from advisor.optimize.candidates import on_demand_fallbacks
+    from advisor.plan import MarketPaths
+
+    names = ("a:r:x:on_demand", "b:r:x:on_demand", "c:r:x:on_demand", "d:r:x:on_demand")
+    mean = np.array([3.0, 1.0, 2.0, 4.0])[None, :, None] * np.ones((2, 4, 5))
+    avail = np.full((2, 4, 5), np.nan)
+    avail[:, 1] = 1.0  # the cheapest records its capacity (it may run out): the next one stays as a second choice
+    paths = MarketPaths(names, mean, mean.copy(), avail)
+    assert [f.market for f in on_demand_fallbacks(list(names), paths)] == ["b:r:x:on_demand", "c:r:x:on_demand"]

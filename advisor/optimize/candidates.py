@@ -35,9 +35,15 @@ class Candidate:
 
 
 def on_demand_fallbacks(on_demand: list[str], paths: MarketPaths) -> tuple[Fallback, ...]:
-    """On-demand markets, cheapest first by their price in the first hour."""
+    """On-demand markets, cheapest first by their price in the first hour, up to the first one with no capacity
+    records (always there, so no fallback after it is ever reached: 80 regions' list prices would only be noise)."""
     price = {m: float(np.nanmean(paths.mean[:, paths.index(m), 0])) for m in on_demand}
-    return tuple(Fallback(m) for m in sorted(on_demand, key=lambda m: price[m]))
+    out = []
+    for m in sorted(on_demand, key=lambda m: price[m]):
+        out.append(Fallback(m))
+        if np.isnan(paths.avail[:, paths.index(m)]).all():
+            break
+    return tuple(out)
 
 
 def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
