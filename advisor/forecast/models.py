@@ -1,10 +1,9 @@
 """Per-market models on hourly arrays (numpy in, numpy out; no DataFrames here).
 
 `PriceModel`: log(mean price + c) = recent level + hour-of-week seasonality (shrunk toward hour-of-day while few
-weeks are seen) + an AR(1) residual with zero-inflated Student-t innovations (maximum likelihood with
-`scipy.optimize`), and a
-level that drifts as a random walk. Why this shape: spot prices are step functions (most hours do not change at all,
-so a plain t fit collapses onto zero; the zero-inflation keeps the moves' real size), with strong daily/weekly
+weeks are seen) + an AR(1) residual with zero-inflated Student-t innovations (maximum likelihood, scipy.optimize),
+and a level that drifts as a random walk. Why this shape: spot prices are step functions (most hours do not change
+at all, so a plain t fit collapses onto zero; the zero-inflation keeps the moves' real size), with strong daily/weekly
 cycles (auctions fall to the floor at night), level shifts when capacity changes (the random-walk level widens long
 horizons as much as day-to-day level changes did, spikes excluded), and rare spikes of 5-15x (the t tails; the AR(1)
 keeps a spike lasting hours rather than independent draws). The level is the median of the last two weeks, not the
@@ -13,10 +12,13 @@ mean: a week of 10x spikes would otherwise lift the whole forecast (measured on 
 reading as a 100x move, which a plain log would turn into absurd daytime quantiles. The hour's peak is the mean
 times an intra-hour excess drawn from the market's own history. A flat series (on-demand) gets an exact constant.
 
+`PostedPriceModel`: a list price (it moves in under 2% of hours and never returns to a price it left, as GCP's
+spot prices): the last price held, with compound-Poisson steps; `fit_price_model` chooses between the two.
+
 `CapacityModel`: capacity held all hour, binned (0, 1, 2-3, 4-7, ...), as a Markov chain between bins; the value of
 a bin is its lower bound, so a gang check `capacity >= nodes` is never optimistic.
 
-Both simulate from standard-normal scores supplied by the caller, so a copula can correlate markets.
+All simulate from standard-normal scores supplied by the caller, so a copula can correlate markets.
 """
 
 from __future__ import annotations
