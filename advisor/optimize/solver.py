@@ -55,7 +55,8 @@ SOLVERS = ("auto", "cbc", "highs")
 
 def resolve_solver(name: str) -> str:
     """`auto`: HiGHS when highspy is installed (in-process, ~6x faster than CBC on the benchmark's MIP), else the
-    CBC that ships with PuLP; `cbc` and `highs` as asked."""
+    CBC that ships with PuLP; `cbc` and `highs` as asked. CBC stays the default: where many plans tie (flat prices,
+    capacity-only markets) the two solvers pick different ones, and the backtests were measured with CBC's."""
     if name not in SOLVERS:
         raise AdvisorError(f"--solver {name!r}: one of {', '.join(SOLVERS)}")
     if name == "auto":
@@ -94,7 +95,7 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, target: float,
-          budget: float | None = None, solver: str = "auto", time_limit: float = 30.0,
+          budget: float | None = None, solver: str = "cbc", time_limit: float = 30.0,
           weights: np.ndarray | None = None) -> Solution:
     """Solve the MIP above (scenario weights uniform unless given); raises InfeasibleError when no candidate (or
     mix of pieces) satisfies it."""
