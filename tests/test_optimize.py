@@ -179,3 +179,24 @@ def test_fallbacks_stop_at_the_first_on_demand_market_that_is_always_there() -> 
     avail[:, 1] = 1.0  # the cheapest records its capacity (it may run out): the next one stays as a second choice
     paths = MarketPaths(names, mean, mean.copy(), avail)
     assert [f.market for f in on_demand_fallbacks(list(names), paths)] == ["b:r:x:on_demand", "c:r:x:on_demand"]
+
+
+def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
+    from advisor.optimize.candidates import NONE, Candidate
+    from advisor.optimize.recommend import _widen_ladder
+    from advisor.plan import Bid, Fallback, Plan
+
+    a, b, c = (f"mithril:us-central5-{z}:h100-80gb.sxm.8x:spot" for z in "abc")
+
+    def cand(bids: tuple[Bid, ...], guard: float = 2.0) -> Candidate:
+        plan = Plan(bids=bids, fallback=(Fallback(OD),), guard_margin_hours=guard)
+        return Candidate(plan, " > ".join(x.market for x in bids), guard, NONE)
+
+    cands = [cand((Bid(a, 5.0),)), cand((Bid(a, 5.0), Bid(b, 5.0))), cand((Bid(a, 5.0), Bid(b, 5.0), Bid(c, 5.0))),
+             cand((Bid(a, 5.0), Bid(b, 5.0)), guard=4.0), cand((Bid(a, 6.0), Bid(b, 5.0)))]
+    cost = np.array([[10.0, 10.0], [10.0, 10.0], [10.0, 10.5], [9.0, 9.0], [9.0, 9.0]])
+    meet = np.ones((5, 2), dtype=bool)
+    # zone a never failed in training: a > b ties with a alone; a > b > c costs more once; other guard or limit: no
+    assert _widen_ladder(cands, cost, meet, 0) == 1
+    meet[1, 0] = False
+    assert _widen_ladder(cands, cost, meet, 0) == 0

@@ -268,6 +268,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit, q)
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q)) from None
+    solution = replace(solution, index=_widen_ladder(cands, cost, meet, solution.index))
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
@@ -280,6 +281,21 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
                           evaluation_paths=fresh,
                           notes=[solution.note] if solution.note else [])
+
+
+def _widen_ladder(cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, index: int) -> int:
+    """The longest ladder that starts with the chosen plan's bids (same guard and reservation) and does as well on
+    every training scenario: where the chosen zone never failed in training the two tie, and the longer one moves
+    to another zone instead of waiting or paying on-demand if it does fail."""
+    plan = cands[index].plan
+    best = index
+    for p, c in enumerate(cands):
+        bids = c.plan.bids
+        if (len(bids) > len(cands[best].plan.bids) and bids[:len(plan.bids)] == plan.bids
+                and c.guard == cands[index].guard and c.reservation == cands[index].reservation
+                and np.all(cost[p] <= cost[index] + 1e-9) and np.all(meet[p] >= meet[index])):
+            best = p
+    return best
 
 
 def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths, q: np.ndarray,
