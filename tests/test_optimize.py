@@ -200,3 +200,20 @@ def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
     assert _widen_ladder(cands, cost, meet, 0) == 1
     meet[1, 0] = False
     assert _widen_ladder(cands, cost, meet, 0) == 0
+
+
+def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:
+    import pandas as pd
+
+    from advisor.optimize.candidates import build_candidates
+    from advisor.plan import MarketPaths
+
+    names = ("aws:a:t2.micro:spot", "aws:b:t2.micro:spot", "aws:r:t2.micro:on_demand")
+    mean = np.array([0.004, 0.005, 0.012])[None, :, None] * np.ones((3, 3, 48))
+    paths = MarketPaths(names, mean, mean.copy(), np.full((3, 3, 48), np.nan))
+    cands = build_candidates(Workload(hours=10, deadline_hours=20), paths, list(names[:2]), [names[2]],
+                             pd.DataFrame(columns=["provider", "location", "instance_type", "tier", "unit_price",
+                                                   "pause_credit", "return_credit", "min_hours", "max_hours"]))
+    limits = [b.limit_price for c in cands for b in c.plan.bids]
+    assert limits and min(limits) == 0.01  # 0.3 x $0.012 rounds to $0.00; the grid floors it at a cent
+    assert any(len(c.plan.bids) == 2 for c in cands)

@@ -53,8 +53,17 @@ def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
     peaks = paths.peak[:, paths.index(market)].ravel()
     peaks = peaks[np.isfinite(peaks)]
     values = [v for v in np.quantile(peaks, LIMIT_QUANTILES) if v <= 1.5 * od_price] if peaks.size else []
-    values += [f * od_price for f in ON_DEMAND_MULTIPLES] if math.isfinite(od_price) else []
-    return sorted({float(round(max(v, 0.01), 2)) for v in values})
+    return sorted({_as_limit(v) for v in values} | set(on_demand_limits(od_price)))
+
+
+def on_demand_limits(od_price: float) -> list[float]:
+    """The fixed multiples of the best on-demand price as limits (none when there is no on-demand price)."""
+    return sorted({_as_limit(f * od_price) for f in ON_DEMAND_MULTIPLES}) if math.isfinite(od_price) else []
+
+
+def _as_limit(value: float) -> float:
+    """A price as a bid limit: cents, and never below one cent (a limit must be > 0)."""
+    return float(round(max(value, 0.01), 2))
 
 
 def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float) -> list[str]:
@@ -120,8 +129,7 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
     od_price = float(np.nanmean(paths.mean[:, paths.index(fallback[0].market), 0])) if fallback else math.inf
     ranked = rank_markets(paths, spot, workload.nodes, od_price) if spot else []
     grids = {m: limit_grid(paths, m, od_price) for m in ranked[:4]}
-    shared = tuple(float(round(f * od_price, 2)) for f in ON_DEMAND_MULTIPLES) if math.isfinite(od_price) else ()
-    bid_ladders = ladders(ranked, grids, shared=shared)
+    bid_ladders = ladders(ranked, grids, shared=tuple(on_demand_limits(od_price)))
     reservations = reservation_options(offers, workload)
     out = [Candidate(Plan(fallback=fallback, guard_margin_hours=float(workload.horizon)), NONE,
                      float(workload.horizon), NONE)]
