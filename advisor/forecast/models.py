@@ -23,6 +23,7 @@ All simulate from standard-normal scores supplied by the caller, so a copula can
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,7 +210,15 @@ _Z_GRID = np.linspace(-8.0, 8.0, 4001)
 def _t_scores(z: np.ndarray, df: float) -> np.ndarray:
     """Student-t(df) quantiles at the standard-normal scores z: t.ppf(norm.cdf(z)) read off a fine table (the
     direct ppf is the slowest step of drawing scenarios; the table is within 1e-4 of it, relative)."""
-    return np.interp(z, _Z_GRID, special.stdtrit(df, special.ndtr(_Z_GRID)))
+    return np.interp(z, _Z_GRID, _t_table(df))
+
+
+@functools.lru_cache(maxsize=256)
+def _t_table(df: float) -> np.ndarray:
+    """The table for one df, built once: a market's df is fixed after its fit, and every scenario draw reads it."""
+    table = special.stdtrit(df, special.ndtr(_Z_GRID))
+    table.flags.writeable = False
+    return table
 
 
 def _level_step(deseason: np.ndarray, tail: float = 0.05) -> float:
