@@ -486,10 +486,11 @@ def recommend(
     Example: advisor recommend --gpu H100 --nodes 2 --gpu-hours 5376 --deadline 16d
     """
     from advisor.optimize import recommend as run_recommend
+    from advisor.optimize.solver import SOLVERS
     from advisor.report import build_report, dump_task, read_task, to_markdown, write_task, write_text_atomic
 
-    if solver not in ("auto", "cbc", "highs"):
-        raise ValueError(f"--solver {solver!r}: auto, cbc or highs")
+    if solver not in SOLVERS:
+        raise ValueError(f"--solver {solver!r}: {', '.join(SOLVERS)}")
     origin = parse_ts(as_of) if as_of else None
     task_doc = read_task(task) if task else None
     flags = {"gpu": gpu, "gpus_per_node": gpus_per_node, "nodes": nodes, "hours": hours, "gpu_hours": gpu_hours,
