@@ -20,6 +20,11 @@ def _plan_lines(plan: dict) -> list[str]:
     return lines
 
 
+def _cost_row(name: str, cost: dict, p_meet: float) -> str:
+    return (f"| {name} | {format_usd(cost['mean'])} | {format_usd(cost['p50'])} | {format_usd(cost['p90'])} | "
+            f"{p_meet:.1%} |")
+
+
 def to_markdown(report: dict) -> str:
     """Render a validated report dict."""
     w, cost = report["workload"], report["cost"]
@@ -42,14 +47,8 @@ def to_markdown(report: dict) -> str:
         out += ["", "**Commands**", "", "```bash", *report["bid_commands"], "```"]
     out += ["", "**Alternatives considered**", "", "| option | mean | P50 | P90 | P(meet deadline) |",
             "|---|---:|---:|---:|---:|",
-            f"| recommended | {format_usd(cost['mean'])} | {format_usd(cost['p50'])} | "
-            f"{format_usd(cost['p90'])} | "
-            f"{report['probability_meet_deadline']:.1%} |"]
-    for alt in report["alternatives"]:
-        c = alt["cost"]
-        out.append(f"| {alt['name']} | {format_usd(c['mean'])} | {format_usd(c['p50'])} | {format_usd(c['p90'])} "
-                   f"| "
-                   f"{alt['probability_meet_deadline']:.1%} |")
+            _cost_row("recommended", cost, report["probability_meet_deadline"])]
+    out += [_cost_row(alt["name"], alt["cost"], alt["probability_meet_deadline"]) for alt in report["alternatives"]]
     data = report["data"]
     out += ["", f"Data: {len(data['markets'])} markets, history {data['from']} to {data['as_of']}.", "",
             "**Assumptions**", "", *[f"- {a}" for a in report["assumptions"]], ""]
