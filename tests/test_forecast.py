@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import HEADER
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -47,6 +47,7 @@ def test_price_model_recovers_known_parameters() -> None:
 
 
 @settings(max_examples=20, deadline=None)
+@example(12.0, 0.01, 5291)  # a CI failure: df 306 vs 338 on the flat ridge
 @given(st.sampled_from([2.5, 3.0, 5.0, 12.0]), st.sampled_from([0.01, 0.3, 4.0]), st.integers(0, 10_000))
 def test_student_t_fit_matches_scipy_stats(df: float, scale: float, seed: int) -> None:
     from scipy import stats
@@ -54,8 +55,13 @@ def test_student_t_fit_matches_scipy_stats(df: float, scale: float, seed: int) -
     x = scale * np.random.default_rng(seed).standard_t(df, 400)
     ref_df, _, ref_scale = stats.t.fit(x, floc=0.0)
     got_df, got_scale = fit_student_t(x)
-    if ref_df < 1000:  # beyond, the likelihood is flat in df (a normal) and both stop anywhere
-        assert got_df == pytest.approx(ref_df, rel=0.02) and got_scale == pytest.approx(ref_scale, rel=0.01)
+    # as likely as scipy's fit everywhere; the same df only where the likelihood has a peak in df: beyond ~50 it is a
+    # flat ridge toward the normal where both optimizers stop anywhere (df 306 vs 338 on one sample)
+    loglik = lambda d, s: float(stats.t.logpdf(x, d, scale=s).sum())  # noqa: E731
+    assert loglik(got_df, got_scale) >= loglik(ref_df, ref_scale) - 0.05
+    assert got_scale == pytest.approx(ref_scale, rel=0.01)
+    if ref_df < 50:
+        assert got_df == pytest.approx(ref_df, rel=0.02)
 
 
 def test_price_level_ignores_transient_spikes_but_follows_level_shifts() -> None:
