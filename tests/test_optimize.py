@@ -53,6 +53,9 @@ def test_flat_market_the_limit_does_not_matter(tmp_path: Path) -> None:
     assert rec.chosen.probability == 1.0
     single = next(a for a in rec.alternatives if a.name == "best single bid")
     assert single.cost["mean"] == pytest.approx(rec.chosen.cost["mean"])
+    # with 6 h of slack every limit ties in training, and the tie goes to the highest up to 1.5x on-demand: insurance
+    tight = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
+    assert tight.chosen.plan.bids[0].limit_price == pytest.approx(1.5 * 20.0)
 
 
 def test_spiky_market_the_limit_sits_below_the_spikes(tmp_path: Path) -> None:
@@ -200,6 +203,30 @@ def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
     assert _widen_ladder(cands, cost, meet, 0) == 1
     meet[1, 0] = False
     assert _widen_ladder(cands, cost, meet, 0) == 0
+
+
+def test_a_limit_is_raised_as_insurance_as_far_as_the_slack_makes_it_worth() -> None:
+    from advisor.optimize.candidates import NONE, Candidate
+    from advisor.optimize.recommend import _insurance_note, _insure_limits
+    from advisor.plan import Bid, Fallback, Plan
+
+    def cand(limit: float, guard: float = 2.0) -> Candidate:
+        plan = Plan(bids=(Bid(SPOT, limit),), fallback=(Fallback(OD),), guard_margin_hours=guard)
+        return Candidate(plan, f"{SPOT}@{limit:g}", guard, NONE)
+
+    cands = [cand(5.0), cand(10.0), cand(20.0), cand(30.0), cand(40.0), cand(30.0, guard=4.0)]
+    cost = np.array([100.0, 100.0, 101.0, 101.5, 100.0, 90.0])[:, None] * np.ones((1, 2))
+    meet = np.ones((6, 2), dtype=bool)
+    q = np.full(2, 0.5)
+    tight, loose = Workload(hours=96, deadline_hours=120), Workload(hours=96, deadline_hours=384)
+    # 24 h of slack on 96 h of work: up to 2% more in training buys the highest limit under the 30 $ cap (40 is above
+    # it, the 4-h guard is another plan); 288 h of slack: 0.17%, only the exact tie at 10 $
+    assert _insure_limits(tight, cands, cost, meet, q, 0, cap=30.0) == 3
+    assert "from $5.00 to $30.00 as insurance" in _insurance_note(tight, cands, cost, q, 0, 3)
+    assert "+1.5% expected cost" in _insurance_note(tight, cands, cost, q, 0, 3)
+    assert _insure_limits(loose, cands, cost, meet, q, 0, cap=30.0) == 1
+    meet[3, 0] = False  # a higher limit that misses the deadline more often is no insurance
+    assert _insure_limits(tight, cands, cost, meet, q, 0, cap=30.0) == 2
 
 
 def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:

@@ -46,6 +46,11 @@ def on_demand_fallbacks(on_demand: list[str], paths: MarketPaths) -> tuple[Fallb
     return tuple(out)
 
 
+def first_fallback_price(paths: MarketPaths, fallback: tuple[Fallback, ...]) -> float:
+    """The first fallback's on-demand price in the first hour (inf without one): the yardstick for limits."""
+    return float(np.nanmean(paths.mean[:, paths.index(fallback[0].market), 0])) if fallback else math.inf
+
+
 def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
     """Candidate limits for a market: forecast quantiles of its hourly peak price (up to 1.5x the best on-demand
     price) and fixed multiples of that price. Multiples above 1 are there because a limit that rides out a short
@@ -126,7 +131,7 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
                      offers: pd.DataFrame) -> list[Candidate]:
     """Every candidate plan: on-demand only, each bid ladder at each guard margin, each reservation option."""
     fallback = on_demand_fallbacks(on_demand, paths)
-    od_price = float(np.nanmean(paths.mean[:, paths.index(fallback[0].market), 0])) if fallback else math.inf
+    od_price = first_fallback_price(paths, fallback)
     ranked = rank_markets(paths, spot, workload.nodes, od_price) if spot else []
     grids = {m: limit_grid(paths, m, od_price) for m in ranked[:4]}
     bid_ladders = ladders(ranked, grids, shared=tuple(on_demand_limits(od_price)))
