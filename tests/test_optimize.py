@@ -227,6 +227,11 @@ def test_a_limit_is_raised_as_insurance_as_far_as_the_slack_makes_it_worth() -> 
     assert _insure_limits(loose, cands, cost, meet, q, 0, cap=30.0) == 1
     meet[3, 0] = False  # a higher limit that misses the deadline more often is no insurance
     assert _insure_limits(tight, cands, cost, meet, q, 0, cap=30.0) == 2
+    # a ladder moves on to its next zone when preempted: it keeps its limits
+    other = "mithril:us-central5-b:h100-80gb.sxm.8x:spot"
+    ladders = [Candidate(Plan(bids=(Bid(SPOT, lim), Bid(other, lim)), fallback=(Fallback(OD),), guard_margin_hours=2.0),
+                         "a > b", 2.0, NONE) for lim in (5.0, 30.0)]
+    assert _insure_limits(tight, ladders, cost[:2], meet[:2], q, 0, cap=30.0) == 0
 
 
 def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:

@@ -312,27 +312,24 @@ def _widen_ladder(cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, in
 
 def _insure_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
                    index: int, cap: float) -> int:
-    """The chosen plan with its limits raised as far as training allows: the same markets, guard and reservation,
-    every limit at least as high and none above `cap`, meeting the target as often, costing at most
-    INSURANCE_TOLERANCE x work / slack more. A limit no training spike reached costs nothing more in training, but
-    rides out the spike the history never showed; that is worth more the tighter the deadline, because a preemption
-    near the deadline sends the rest of the job to on-demand."""
+    """A single bid's limit raised as far as training allows: the same market, guard and reservation, a limit up to
+    `cap`, meeting the target as often, costing at most INSURANCE_TOLERANCE x work / slack more. A limit no training
+    spike reached costs nothing more in training but rides out the spike the history never showed; that is worth
+    more the tighter the deadline, as a preemption near it sends the rest of the job to on-demand (in a ladder it
+    sends the job to the next zone instead, so ladders keep their limits)."""
     chosen = cands[index]
-    bids = chosen.plan.bids
-    if not bids:
+    if len(chosen.plan.bids) != 1:
         return index
-    slack = max(w.deadline_hours - w.hours, 1e-9)
-    ceiling = float(cost[index] @ q) * (1 + INSURANCE_TOLERANCE * w.hours / slack)
+    market, limit = chosen.plan.bids[0].market, chosen.plan.bids[0].limit_price
+    ceiling = float(cost[index] @ q) * (1 + INSURANCE_TOLERANCE * w.hours / max(w.deadline_hours - w.hours, 1e-9))
     floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
-    best, best_limits = index, tuple(b.limit_price for b in bids)
+    best = index
     for p, c in enumerate(cands):
-        if (c.guard != chosen.guard or c.reservation != chosen.reservation
-                or [b.market for b in c.plan.bids] != [b.market for b in bids]):
-            continue
-        limits = tuple(b.limit_price for b in c.plan.bids)
-        if (limits != best_limits and all(lo >= hi for lo, hi in zip(limits, best_limits, strict=True))
-                and max(limits) <= cap + 1e-9 and meet[p] @ q >= floor and cost[p] @ q <= ceiling):
-            best, best_limits = p, limits
+        bids = c.plan.bids
+        if (len(bids) == 1 and bids[0].market == market and c.guard == chosen.guard
+                and c.reservation == chosen.reservation and limit < bids[0].limit_price <= cap + 1e-9
+                and meet[p] @ q >= floor and cost[p] @ q <= ceiling):
+            best, limit = p, bids[0].limit_price
     return best
 
 
