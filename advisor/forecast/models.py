@@ -24,10 +24,11 @@ All simulate from standard-normal scores supplied by the caller, so a copula can
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 HOURS_PER_WEEK = 168
 CAPACITY_BINS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
@@ -236,21 +237,49 @@ def _level_step(deseason: np.ndarray, tail: float = 0.05) -> float:
 
 
 def fit_student_t(x: np.ndarray, df_bounds: tuple[float, float] = (0.3, 1e4)) -> tuple[float, float]:
-    """Maximum-likelihood (df, scale) of a Student-t centred at 0 (scipy.optimize, L-BFGS-B on log parameters):
-    what scipy.stats.t.fit(x, floc=0) finds, ~5x faster and without importing scipy.stats (~0.4 s per command)."""
-    x = np.asarray(x, dtype=float)
-    x2 = x * x
+    """Maximum-likelihood (df, scale) of a Student-t centred at 0: what scipy.stats.t.fit(x, floc=0) finds, without
+    importing scipy.stats or scipy.optimize (~0.6 s of every command). The profile likelihood in log df is maximized
+    by golden-section search; for each df the scale solves its likelihood equation by the EM fixed point."""
+    x2 = np.square(np.asarray(x, dtype=float))
+    scale2 = max(float(np.median(np.sqrt(x2))) / 0.7407, 1e-12) ** 2  # 0.7407: median |t_4|, a start
 
-    def nll(theta: np.ndarray) -> float:
-        df, scale = np.exp(theta)
-        return -float(np.sum(special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
-                             - np.log(scale) - (df + 1) / 2 * np.log1p(x2 / (scale * scale * df))))
+    def profile_nll(log_df: float) -> float:
+        nonlocal scale2
+        df = float(np.exp(log_df))
+        scale2 = _t_scale2_given_df(x2, df, scale2)
+        return -(x2.size * (special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
+                            - 0.5 * np.log(scale2)) - (df + 1) / 2 * float(np.sum(np.log1p(x2 / (scale2 * df)))))
 
-    start = np.log([4.0, max(float(np.median(np.abs(x))) / 0.7407, 1e-12)])  # 0.7407: median |t_4|
-    bounds = [tuple(np.log(df_bounds)), (start[1] - 10.0, start[1] + 10.0)]
-    fit = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
-    df, scale = np.exp(fit.x)
-    return float(df), float(scale)
+    log_df = _golden_min(profile_nll, *np.log(df_bounds), tol=1e-5)
+    profile_nll(log_df)
+    return float(np.exp(log_df)), float(np.sqrt(scale2))
+
+
+def _t_scale2_given_df(x2: np.ndarray, df: float, scale2: float, iterations: int = 200) -> float:
+    """The squared scale maximizing a centred t likelihood at fixed df (EM: weights (df+1)/(df + x^2/s^2))."""
+    for _ in range(iterations):
+        new = max(float(np.mean((df + 1) * x2 / (df + x2 / scale2))), 1e-24)
+        if abs(new - scale2) <= 1e-12 * scale2:
+            return new
+        scale2 = new
+    return scale2
+
+
+def _golden_min(f: Callable[[float], float], lo: float, hi: float, tol: float) -> float:
+    """The minimizer of a unimodal `f` on [lo, hi], to within `tol`."""
+    ratio = (np.sqrt(5.0) - 1) / 2
+    a, b = lo + (1 - ratio) * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = f(a), f(b)
+    while hi - lo > tol:
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = lo + (1 - ratio) * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = f(b)
+    return (lo + hi) / 2
 
 
 def _norm_pdf(x: float) -> float:
