@@ -53,9 +53,10 @@ def test_flat_market_the_limit_does_not_matter(tmp_path: Path) -> None:
     assert rec.chosen.probability == 1.0
     single = next(a for a in rec.alternatives if a.name == "best single bid")
     assert single.cost["mean"] == pytest.approx(rec.chosen.cost["mean"])
-    # with 6 h of slack every limit ties in training, and the tie goes to the highest up to 1.5x on-demand: insurance
+    # every limit ties in training, and the tie goes to the highest up to 1.5x on-demand (insurance), whatever guard
+    # margin was chosen (the rounds score other guards for a few ladders only; the missing limits are scored after)
     tight = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
-    assert tight.chosen.plan.bids[0].limit_price == pytest.approx(1.5 * 20.0)
+    assert tight.chosen.plan.bids[0].limit_price == rec.chosen.plan.bids[0].limit_price == pytest.approx(1.5 * 20.0)
 
 
 def test_spiky_market_the_limit_sits_below_the_spikes(tmp_path: Path) -> None:

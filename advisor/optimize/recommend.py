@@ -275,6 +275,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q)) from None
     solution = replace(solution, index=_widen_ladder(cands, cost, meet, solution.index))
+    cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
     insured = _insure_limits(workload, cands, cost, meet, q, solution.index,
                              INSURANCE_CAP * first_fallback_price(train, cands[0].plan.fallback))
     notes = [solution.note] if solution.note else []
@@ -342,6 +343,26 @@ def _insurance_note(w: Workload, cands: list[Candidate], cost: np.ndarray, q: np
     return (f"limit raised from {limits(chosen)} to {limits(insured)} as insurance against a spike the history did "
             f"not show: {extra:+.1%} expected cost in training, with {w.deadline_hours - w.hours:g} h of slack to "
             f"wait out a preemption")
+
+
+def _unscored_limits(pool: list[Candidate], cands: list[Candidate], index: int) -> list[Candidate]:
+    """The chosen single bid at the pool's other limits, same guard and reservation, that the rounds left unscored
+    (other guards are scored for the best few ladders only): what `_insure_limits` may raise it to."""
+    chosen, seen = cands[index], {id(c) for c in cands}
+    if len(chosen.plan.bids) != 1:
+        return []
+    return [c for c in pool if id(c) not in seen and len(c.plan.bids) == 1 and c.guard == chosen.guard
+            and c.reservation == chosen.reservation and c.plan.bids[0].market == chosen.plan.bids[0].market]
+
+
+def _score_more(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, extra: list[Candidate],
+                train: MarketPaths) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
+    """`cands` with `extra` appended, scored on the same training scenarios (indices of `cands` unchanged)."""
+    if not extra:
+        return cands, cost, meet
+    results = replay_grouped(w, [c.plan for c in extra], train, by_market=False)
+    return (cands + extra, np.vstack([cost] + [r.cost[None] for r in results]),
+            np.vstack([meet] + [r.finished[None] for r in results]))
 
 
 def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths, q: np.ndarray,
