@@ -1,7 +1,7 @@
 """Per-market models on hourly arrays (numpy in, numpy out; no DataFrames here).
 
 `PriceModel`: log(mean price + c) = recent level + hour-of-week seasonality (shrunk toward hour-of-day while few
-weeks are seen) + an AR(1) residual with zero-inflated Student-t innovations (maximum likelihood, scipy.optimize),
+weeks are seen) + an AR(1) residual with zero-inflated Student-t innovations (maximum likelihood, `fit_student_t`),
 and a level that drifts as a random walk. Why this shape: spot prices are step functions (most hours do not change
 at all, so a plain t fit collapses onto zero; the zero-inflation keeps the moves' real size), with strong daily/weekly
 cycles (auctions fall to the floor at night), level shifts when capacity changes (the random-walk level widens long
@@ -250,9 +250,8 @@ def fit_student_t(x: np.ndarray, df_bounds: tuple[float, float] = (0.3, 1e4)) ->
         return -(x2.size * (special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
                             - 0.5 * np.log(scale2)) - (df + 1) / 2 * float(np.sum(np.log1p(x2 / (scale2 * df)))))
 
-    log_df = _golden_min(profile_nll, *np.log(df_bounds), tol=1e-5)
-    profile_nll(log_df)
-    return float(np.exp(log_df)), float(np.sqrt(scale2))
+    df = float(np.exp(_golden_min(profile_nll, *np.log(df_bounds), tol=1e-5)))
+    return df, float(np.sqrt(_t_scale2_given_df(x2, df, scale2)))
 
 
 def _t_scale2_given_df(x2: np.ndarray, df: float, scale2: float, iterations: int = 200) -> float:

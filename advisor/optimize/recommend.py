@@ -321,17 +321,21 @@ def _insure_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: 
     chosen = cands[index]
     if len(chosen.plan.bids) != 1:
         return index
-    market, limit = chosen.plan.bids[0].market, chosen.plan.bids[0].limit_price
+    limit = chosen.plan.bids[0].limit_price
     ceiling = float(cost[index] @ q) * (1 + INSURANCE_TOLERANCE * w.hours / max(w.deadline_hours - w.hours, 1e-9))
     floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
     best = index
     for p, c in enumerate(cands):
-        bids = c.plan.bids
-        if (len(bids) == 1 and bids[0].market == market and c.guard == chosen.guard
-                and c.reservation == chosen.reservation and limit < bids[0].limit_price <= cap + 1e-9
+        if (_same_single_bid(c, chosen) and limit < c.plan.bids[0].limit_price <= cap + 1e-9
                 and meet[p] @ q >= floor and cost[p] @ q <= ceiling):
-            best, limit = p, bids[0].limit_price
+            best, limit = p, c.plan.bids[0].limit_price
     return best
+
+
+def _same_single_bid(c: Candidate, chosen: Candidate) -> bool:
+    """`c` is `chosen` (a single bid) at another limit or the same: one bid on its market, its guard and reservation."""
+    return (len(c.plan.bids) == 1 and c.plan.bids[0].market == chosen.plan.bids[0].market
+            and c.guard == chosen.guard and c.reservation == chosen.reservation)
 
 
 def _insurance_note(w: Workload, cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int,
@@ -351,8 +355,7 @@ def _unscored_limits(pool: list[Candidate], cands: list[Candidate], index: int) 
     chosen, seen = cands[index], {id(c) for c in cands}
     if len(chosen.plan.bids) != 1:
         return []
-    return [c for c in pool if id(c) not in seen and len(c.plan.bids) == 1 and c.guard == chosen.guard
-            and c.reservation == chosen.reservation and c.plan.bids[0].market == chosen.plan.bids[0].market]
+    return [c for c in pool if id(c) not in seen and _same_single_bid(c, chosen)]
 
 
 def _score_more(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, extra: list[Candidate],
