@@ -474,8 +474,8 @@ def recommend(
     = None,
     scenarios: Annotated[int, typer.Option("--scenarios", help="Training scenarios (evaluation uses 2.5x).")] = 200,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    solver: Annotated[str, typer.Option("--solver", help="cbc (default), highs, or auto (HiGHS if installed).")]
-    = "cbc",
+    solver: Annotated[str, typer.Option("--solver", help="auto (HiGHS if installed, else CBC), cbc or highs: the "
+                                        "same plan either way.")] = "auto",
     time_limit: Annotated[float, typer.Option("--time-limit", help="Solver seconds before the best plan found.")]
     = 30.0,
     db: DbOpt = None,

@@ -131,12 +131,26 @@ def test_as_of_accepts_timezone_aware_timestamps(tmp_path: Path) -> None:
     assert naive.as_of == aware.as_of == pd.Timestamp("2026-03-30T00:00:00")
 
 
-def test_highs_and_cbc_agree_on_the_plan(tmp_path: Path) -> None:
-    con = build_store(tmp_path, lambda i: 60.0 if (i // 6) % 24 == 12 else 4.0)
+@pytest.mark.parametrize("price", [lambda i: 60.0 if (i // 6) % 24 == 12 else 4.0, lambda i: 8.0],
+                         ids=["daily spike", "flat: every limit and guard ties"])
+def test_highs_and_cbc_return_the_same_plan(tmp_path: Path, price) -> None:
+    con = build_store(tmp_path, price)
     cbc = recommend(con, w(hours=30, deadline_hours=120), n_train=40, n_eval=40, solver="cbc")
     highs = recommend(con, w(hours=30, deadline_hours=120), n_train=40, n_eval=40, solver="highs")
     assert highs.solution.solver == "highs" and highs.solution.status == "Optimal"
-    assert highs.chosen.cost["mean"] == pytest.approx(cbc.chosen.cost["mean"])
+    assert highs.chosen.plan == cbc.chosen.plan
+
+
+def test_a_tie_goes_to_the_first_feasible_candidate_whatever_the_solver_picked() -> None:
+    from advisor.optimize.candidates import NONE, Candidate
+    from advisor.plan import Fallback, Plan
+
+    cands = [Candidate(Plan(fallback=(Fallback(OD),), guard_margin_hours=g), NONE, g, NONE) for g in range(5)]
+    cost = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 1.0], [2.0, 2.0 + 1e-12], [2.0, 2.0]])
+    meet = np.array([[False, False], [True, True], [True, True], [True, True], [True, True]])
+    for solver in ("cbc", "highs"):  # plans 1-4 all cost 2 and meet the target; plan 0 is cheaper but misses
+        assert solve(cands, cost, meet, target=0.9, solver=solver).index == 1
+    assert solve(cands[:4], cost[[0, 3, 4, 2]], meet[[0, 3, 4, 2]], target=0.9).index == 1
 
 
 def test_scenario_weights_move_the_choice_and_the_chance_constraint() -> None:

@@ -247,7 +247,7 @@ def _reservation_reason(w: Workload, outcomes: dict[str, Outcome]) -> str | None
 
 def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Timestamp | None = None,
               instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
-              lookback_hours: int = 28 * 24, solver: str = "cbc", time_limit: float = 30.0,
+              lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
               history_weight: float | None = HISTORY_WEIGHT) -> Recommendation:
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
     universe = select_universe(con, workload, instance_type)

@@ -16,6 +16,11 @@ s counted as met.
 
 Recourse (the fallback hours each scenario buys once the guard fires) is inside c and m: the replay engine
 prices it exactly, scenario by scenario, instead of a linear stand-in.
+
+Plans that tie (a limit no scenario's price reaches, a guard that never fires, a market that never had capacity in
+training) are common; among the plans that meet the constraints at the optimal cost the one bidding on the most
+markets wins (in a tie it can only gain: the markets it waits on cost nothing unless they turn usable), then the
+first candidate, so CBC and HiGHS return the same plan.
 """
 
 from __future__ import annotations
@@ -51,12 +56,12 @@ class Solution:
 
 
 SOLVERS = ("auto", "cbc", "highs")
+TIE = 1e-7  # relative difference in mean cost below which two plans tie
 
 
 def resolve_solver(name: str) -> str:
     """`auto`: HiGHS when highspy is installed (in-process, ~6x faster than CBC on the benchmark's MIP), else the
-    CBC that ships with PuLP; `cbc` and `highs` as asked. CBC stays the default: where many plans tie (flat prices,
-    capacity-only markets) the two solvers pick different ones, and the backtests were measured with CBC's."""
+    CBC that ships with PuLP; `cbc` and `highs` as asked."""
     if name not in SOLVERS:
         raise AdvisorError(f"--solver {name!r}: one of {', '.join(SOLVERS)}")
     if name == "auto":
@@ -95,7 +100,7 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, target: float,
-          budget: float | None = None, solver: str = "cbc", time_limit: float = 30.0,
+          budget: float | None = None, solver: str = "auto", time_limit: float = 30.0,
           weights: np.ndarray | None = None) -> Solution:
     """Solve the MIP above (scenario weights uniform unless given); raises InfeasibleError when no candidate (or
     mix of pieces) satisfies it."""
@@ -128,7 +133,17 @@ def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, targe
     chosen = [p for p in range(n_p) if (x[p].value() or 0) > 0.5]
     if status == pulp.LpStatusInfeasible or not chosen:
         raise InfeasibleError("no plan satisfies the request")
+    index = first_tied(mean_cost, meet @ q >= target - 1e-9, chosen[0], [-len(c.plan.bids) for c in candidates])
     if model.sol_status == pulp.LpSolutionIntegerFeasible:  # stopped by the time limit with an incumbent
-        return Solution(chosen[0], "Feasible", solver, seconds,
+        return Solution(index, "Feasible", solver, seconds,
                         f"the solver stopped at its {time_limit:g}s limit; this is the best plan found")
-    return Solution(chosen[0], pulp.LpStatus[status], solver, seconds)
+    return Solution(index, pulp.LpStatus[status], solver, seconds)
+
+
+def first_tied(mean_cost: np.ndarray, feasible: np.ndarray, chosen: int, preference: list[int]) -> int:
+    """Among the feasible candidates whose mean cost ties the solver's choice, the one of least `preference`, then
+    the first: which of several equally good plans a solver returns is its own affair."""
+    tied = feasible & (np.abs(mean_cost - mean_cost[chosen]) <= TIE * max(abs(float(mean_cost[chosen])), 1.0))
+    if not tied[chosen]:
+        return chosen
+    return min(np.flatnonzero(tied), key=lambda p: (preference[p], p))
