@@ -133,7 +133,8 @@ def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, targe
     chosen = [p for p in range(n_p) if (x[p].value() or 0) > 0.5]
     if status == pulp.LpStatusInfeasible or not chosen:
         raise InfeasibleError("no plan satisfies the request")
-    index = first_tied(mean_cost, meet @ q >= target - 1e-9, chosen[0], [-len(c.plan.bids) for c in candidates])
+    feasible = (meet @ q >= target - 1e-9) & (mean_cost <= (np.inf if budget is None else budget))
+    index = first_tied(mean_cost, feasible, chosen[0], [-len(c.plan.bids) for c in candidates])
     if model.sol_status == pulp.LpSolutionIntegerFeasible:  # stopped by the time limit with an incumbent
         return Solution(index, "Feasible", solver, seconds,
                         f"the solver stopped at its {time_limit:g}s limit; this is the best plan found")
@@ -146,4 +147,4 @@ def first_tied(mean_cost: np.ndarray, feasible: np.ndarray, chosen: int, prefere
     tied = feasible & (np.abs(mean_cost - mean_cost[chosen]) <= TIE * max(abs(float(mean_cost[chosen])), 1.0))
     if not tied[chosen]:
         return chosen
-    return min(np.flatnonzero(tied), key=lambda p: (preference[p], p))
+    return int(min(np.flatnonzero(tied), key=lambda p: (preference[p], p)))
