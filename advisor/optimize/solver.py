@@ -70,14 +70,16 @@ def resolve_solver(name: str) -> str:
 
 
 def _solver(name: str, time_limit: float) -> pulp.LpSolver:
+    """The solver asked for the exact optimum (no relative gap: HiGHS stops at 1e-4 by default), which the tie rule
+    in `solve` is anchored on."""
     if name == "highs":
-        solver = pulp.HiGHS(msg=False, timeLimit=time_limit)
+        solver = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=0.0)
         if not solver.available():
             raise AdvisorError("--solver highs needs highspy. To fix: pip install highspy (or use --solver cbc)")
         return solver
     with warnings.catch_warnings():  # PuLP 3.3 deprecates the bundled CBC; it is still the one CBC it ships
         warnings.simplefilter("ignore", DeprecationWarning)
-        return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+        return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=0.0)
 
 
 @contextlib.contextmanager
