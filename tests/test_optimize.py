@@ -201,7 +201,6 @@ def test_fallbacks_stop_at_the_first_on_demand_market_that_is_always_there() -> 
 
 def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
     from advisor.optimize.candidates import NONE, Candidate
-    from advisor.optimize.recommend import _widen_ladder
     from advisor.plan import Bid, Fallback, Plan
 
     a, b, c = (f"mithril:us-central5-{z}:h100-80gb.sxm.8x:spot" for z in "abc")
@@ -212,12 +211,14 @@ def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
 
     cands = [cand((Bid(a, 5.0),)), cand((Bid(a, 5.0), Bid(b, 5.0))), cand((Bid(a, 5.0), Bid(b, 5.0), Bid(c, 5.0))),
              cand((Bid(a, 5.0), Bid(b, 5.0)), guard=4.0), cand((Bid(a, 6.0), Bid(b, 5.0)))]
-    cost = np.array([[10.0, 10.0], [10.0, 10.0], [10.0, 10.5], [9.0, 9.0], [9.0, 9.0]])
+    cost = np.array([[10.0, 10.0], [10.0, 10.0], [10.0, 10.5], [10.0, 10.0], [10.0, 10.0]])
     meet = np.ones((5, 2), dtype=bool)
-    # zone a never failed in training: a > b ties with a alone; a > b > c costs more once; other guard or limit: no
-    assert _widen_ladder(cands, cost, meet, 0) == 1
-    meet[1, 0] = False
-    assert _widen_ladder(cands, cost, meet, 0) == 0
+    # zone a never failed in training: a > b ties with a alone and wins; a > b > c costs more once; the same two zones
+    # at another guard or limit tie too but come later
+    for solver in ("cbc", "highs"):
+        assert solve(cands, cost, meet, target=0.9, solver=solver).index == 1
+    meet[1:, 0] = False  # a ladder that misses a deadline the single bid meets is no tie
+    assert solve(cands, cost, meet, target=0.9).index == 0
 
 
 def test_a_limit_is_raised_as_insurance_as_far_as_the_slack_makes_it_worth() -> None:

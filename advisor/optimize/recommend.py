@@ -274,7 +274,6 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit, q)
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q)) from None
-    solution = replace(solution, index=_widen_ladder(cands, cost, meet, solution.index))
     cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
     insured = _insure_limits(workload, cands, cost, meet, q, solution.index,
                              INSURANCE_CAP * first_fallback_price(train, cands[0].plan.fallback))
@@ -294,21 +293,6 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
                           evaluation_paths=fresh,
                           notes=notes)
-
-
-def _widen_ladder(cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, index: int) -> int:
-    """The longest ladder that starts with the chosen plan's bids (same guard and reservation) and does as well on
-    every training scenario: where the chosen zone never failed in training the two tie, and the longer one moves
-    to another zone instead of waiting or paying on-demand if it does fail."""
-    plan = cands[index].plan
-    best = index
-    for p, c in enumerate(cands):
-        bids = c.plan.bids
-        if (len(bids) > len(cands[best].plan.bids) and bids[:len(plan.bids)] == plan.bids
-                and c.guard == cands[index].guard and c.reservation == cands[index].reservation
-                and np.all(cost[p] <= cost[index] + 1e-9) and np.all(meet[p] >= meet[index])):
-            best = p
-    return best
 
 
 def _insure_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
