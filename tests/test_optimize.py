@@ -265,3 +265,15 @@ def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:
     limits = [b.limit_price for c in cands for b in c.plan.bids]
     assert limits and min(limits) == 0.01  # 0.3 x $0.012 rounds to $0.00; the grid floors it at a cent
     assert any(len(c.plan.bids) == 2 for c in cands)
+
+
+def test_a_posted_price_between_cents_gets_a_limit_that_holds_at_it() -> None:
+    from advisor.optimize.candidates import limit_grid
+    from advisor.plan import MarketPaths
+
+    # GCP posts spot prices to the thousandth of a cent; a limit rounded down to the cent would never hold there
+    names = ("gcp:europe-west1-c:a3-highgpu-1g:spot", "gcp:europe-west1-c:a3-highgpu-1g:on_demand")
+    mean = np.array([2.04454, 11.358593])[None, :, None] * np.ones((4, 2, 48))
+    paths = MarketPaths(names, mean, mean.copy(), np.full((4, 2, 48), np.nan))
+    holding = [lim for lim in limit_grid(paths, names[0], 11.358593) if lim >= 2.04454]
+    assert holding and min(holding) == 2.05

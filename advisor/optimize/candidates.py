@@ -67,8 +67,9 @@ def on_demand_limits(od_price: float) -> list[float]:
 
 
 def _as_limit(value: float) -> float:
-    """A price as a bid limit: cents, and never below one cent (a limit must be > 0)."""
-    return float(round(max(value, 0.01), 2))
+    """A price as a bid limit: rounded up to the cent (a limit rounded down would never hold at a posted price
+    between cents, e.g. GCP's $2.04454), and never below one cent (a limit must be > 0)."""
+    return max(math.ceil(value * 100 - 1e-6) / 100, 0.01)
 
 
 def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float) -> list[str]:
