@@ -237,17 +237,17 @@ def test_a_limit_is_raised_as_insurance_as_far_as_the_slack_makes_it_worth() -> 
     tight, loose = Workload(hours=96, deadline_hours=120), Workload(hours=96, deadline_hours=384)
     # 24 h of slack on 96 h of work: up to 2% more in training buys the highest limit under the 30 $ cap (40 is above
     # it, the 4-h guard is another plan); 288 h of slack: 0.17%, only the exact tie at 10 $
-    assert _insure_limits(tight, cands, cost, meet, q, 0, cap=30.0) == 3
+    assert _insure_limits(tight, cands, cost, meet, q, q, 0, cap=30.0) == 3
     assert "from $5.00 to $30.00 as insurance" in _insurance_note(tight, cands, cost, q, 0, 3)
     assert "+1.5% expected cost" in _insurance_note(tight, cands, cost, q, 0, 3)
-    assert _insure_limits(loose, cands, cost, meet, q, 0, cap=30.0) == 1
+    assert _insure_limits(loose, cands, cost, meet, q, q, 0, cap=30.0) == 1
     meet[3, 0] = False  # a higher limit that misses the deadline more often is no insurance
-    assert _insure_limits(tight, cands, cost, meet, q, 0, cap=30.0) == 2
+    assert _insure_limits(tight, cands, cost, meet, q, q, 0, cap=30.0) == 2
     # a ladder moves on to its next zone when preempted: it keeps its limits
     other = "mithril:us-central5-b:h100-80gb.sxm.8x:spot"
     ladders = [Candidate(Plan(bids=(Bid(SPOT, lim), Bid(other, lim)), fallback=(Fallback(OD),), guard_margin_hours=2.0),
                          "a > b", 2.0, NONE) for lim in (5.0, 30.0)]
-    assert _insure_limits(tight, ladders, cost[:2], meet[:2], q, 0, cap=30.0) == 0
+    assert _insure_limits(tight, ladders, cost[:2], meet[:2], q, q, 0, cap=30.0) == 0
 
 
 def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:
@@ -277,3 +277,27 @@ def test_a_posted_price_between_cents_gets_a_limit_that_holds_at_it() -> None:
     paths = MarketPaths(names, mean, mean.copy(), np.full((4, 2, 48), np.nan))
     holding = [lim for lim in limit_grid(paths, names[0], 11.358593) if lim >= 2.04454]
     assert holding and min(holding) == 2.05
+
+
+def test_a_stockout_longer_than_the_history_showed_makes_a_second_zone_worth_its_premium(tmp_path: Path) -> None:
+    # zone a (4 $/h) loses capacity for one hour in twelve; b (4.4 $/h) never does. A ladder a > b moves to b at a's
+    # first blink and stays there, so in the history it costs more than waiting a's hour out; but a bid on a alone
+    # stakes the job on a zone that may be out for days, which sends it to on-demand at 40 $/h
+    rows = [f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,{z},h100-80gb.sxm.8x,H100,8,spot,{price:.2f},"
+            f"{0 if z.endswith('a') and (i // 6) % 12 == 5 else 16}"
+            for i, ts in enumerate(pd.date_range(START, periods=5 * 168 * 6, freq="10min"))
+            for z, price in (("us-central5-a", 4.0), ("us-central5-b", 4.4))]
+    rows.append(f"{START:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,40.0,")
+    (tmp_path / "z.csv").write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
+    con = store.connect(tmp_path / "z.duckdb")
+    store.ingest_files(con, [tmp_path / "z.csv"])
+    blind = recommend(con, w(hours=24, deadline_hours=48), n_train=40, n_eval=40, outage_chance=0.0)
+    assert [b.market.split(":")[1] for b in blind.chosen.plan.bids] == ["us-central5-a"]
+    rec = recommend(con, w(hours=24, deadline_hours=48), n_train=40, n_eval=40)
+    assert {b.market.split(":")[1] for b in rec.chosen.plan.bids} == {"us-central5-a", "us-central5-b"}
+    # the outages are a training assumption, said in the report: the reported cost is the replay on fresh scenarios
+    assert rec.chosen.cost["mean"] < 4.4 * 25
+    from advisor.report import build_report
+
+    assert any("out for the whole job with chance 5%" in a for a in build_report(rec)["assumptions"])
+    assert not any("out for the whole job" in a for a in build_report(blind)["assumptions"])

@@ -63,13 +63,15 @@ def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
 
 def on_demand_limits(od_price: float) -> list[float]:
     """The fixed multiples of the best on-demand price as limits (none when there is no on-demand price)."""
-    return sorted({_as_limit(f * od_price) for f in ON_DEMAND_MULTIPLES}) if math.isfinite(od_price) else []
+    return (sorted({_as_limit(f * od_price, up=False) for f in ON_DEMAND_MULTIPLES}) if math.isfinite(od_price)
+            else [])
 
 
-def _as_limit(value: float) -> float:
-    """A price as a bid limit: rounded up to the cent (a limit rounded down would never hold at a posted price
-    between cents, e.g. GCP's $2.04454), and never below one cent (a limit must be > 0)."""
-    return max(math.ceil(value * 100 - 1e-6) / 100, 0.01)
+def _as_limit(value: float, up: bool = True) -> float:
+    """A price as a bid limit in cents, never below one (a limit must be > 0). A price the market showed is rounded
+    up, so the limit holds at it (rounded down, it would never hold at a posted price between cents, as GCP's
+    $2.04454); a multiple of on-demand is a round figure, to the nearest cent."""
+    return max(math.ceil(value * 100 - 1e-6) / 100 if up else round(value, 2), 0.01)
 
 
 def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float) -> list[str]:

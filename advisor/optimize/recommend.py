@@ -44,6 +44,13 @@ HISTORY_WEIGHT = 0.5
 # mean cost / hindsight 1.242 -> 1.229, 96-h jobs at slack 1.25 1.071 -> 1.000 of the best static plan; a flat 2%
 # at every slack lost as much at slack 4 (paying spikes the job could have waited out) as it won at 1.25.
 INSURANCE_TOLERANCE = 0.005
+# Chance that a spot market a ladder bids on is out (no capacity, or priced out) for the whole job, one market at a
+# time: a stockout longer than the recorded history showed. Real traces have them (GCP H100 2025: us-east4-a, never
+# out over 3 h in the week before 11 October, then out 22 h, 17 h and 12 h in three days; AWS 2015 c3.xlarge at 5x
+# on-demand for 3 days). Training adds, per market, copies of a few forecast scenarios without it, so a plan that
+# stakes the job on one zone pays for that risk.
+OUTAGE_CHANCE = 0.05
+OUTAGE_SAMPLE = 0.1  # share of the forecast scenarios copied per market
 INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half again the on-demand hour it replaces
 
 
@@ -83,6 +90,7 @@ class Recommendation:
     seed: int = 0
     evaluation_paths: MarketPaths | None = None
     notes: list[str] = field(default_factory=list)
+    outage_chance: float = 0.0  # the chance training gave each bid market of being out all job (0: none)
 
 
 def work_levels(workload: Workload) -> list[float]:
@@ -174,6 +182,24 @@ def scenario_weights(n_forecast: int, n_history: int, history_weight: float | No
                            np.full(n_history, history_weight / n_history)])
 
 
+def with_outages(train: MarketPaths, q: np.ndarray, markets: list[str], n_forecast: int,
+                 chance: float = OUTAGE_CHANCE) -> tuple[MarketPaths, np.ndarray]:
+    """Training scenarios and weights plus, for each market, copies of the first tenth of the forecast scenarios
+    with that market out all job; each market's copies weigh `chance`, the rest is scaled down to match."""
+    each = min(max(5, int(n_forecast * OUTAGE_SAMPLE)), n_forecast)
+    if not markets or not each or chance <= 0:
+        return train, q
+    chance = min(chance, 0.5 / len(markets))  # the outages never outweigh the scenarios they are copied from
+    parts, weights = [train], [q * (1 - chance * len(markets))]
+    for m in markets:
+        avail = train.avail[:each].copy()
+        avail[:, train.index(m)] = 0.0
+        parts.append(MarketPaths(train.markets, train.mean[:each], train.peak[:each], avail, train.start))
+        weights.append(np.full(each, chance / each))
+    return (MarketPaths(train.markets, *(np.concatenate([getattr(p, k) for p in parts]) for k in
+                                         ("mean", "peak", "avail")), train.start), np.concatenate(weights))
+
+
 def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: str | None = None) -> Universe:
     """Markets for the workload's GPU (instances of `gpus_per_node` GPUs), providers and explicit markets."""
     frame = list_markets(con)
@@ -203,7 +229,7 @@ def _earliest_deadline(w: Workload) -> int:
     return int(math.ceil(max(work_levels(w)) + w.restart_overhead))
 
 
-def _explain_infeasible(w: Workload, cost: np.ndarray, meet: np.ndarray, q: np.ndarray) -> str:
+def _explain_infeasible(w: Workload, cost: np.ndarray, meet: np.ndarray, q: np.ndarray, plain: np.ndarray) -> str:
     rates = meet @ q
     if w.deadline_hours < _earliest_deadline(w) or rates.max() < w.target_probability:
         if w.deadline_hours < _earliest_deadline(w):
@@ -211,7 +237,7 @@ def _explain_infeasible(w: Workload, cost: np.ndarray, meet: np.ndarray, q: np.n
                     f"deadline you can meet is {_earliest_deadline(w)} h (on-demand from the start)")
         return (f"no plan meets the deadline with P >= {w.target_probability:g}; the best any plan reaches is "
                 f"{rates.max():.2f}. To fix: loosen --deadline or lower --target-probability")
-    feasible = (cost @ q)[rates >= w.target_probability]
+    feasible = (cost @ plain)[rates >= w.target_probability]
     return f"no plan fits a budget of ${w.budget:,.0f}; the budget needed is ${feasible.min():,.0f}"
 
 
@@ -248,7 +274,7 @@ def _reservation_reason(w: Workload, outcomes: dict[str, Outcome]) -> str | None
 def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Timestamp | None = None,
               instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
               lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
-              history_weight: float | None = HISTORY_WEIGHT) -> Recommendation:
+              history_weight: float | None = HISTORY_WEIGHT, outage_chance: float = OUTAGE_CHANCE) -> Recommendation:
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
     universe = select_universe(con, workload, instance_type)
     markets = list(universe.spot + universe.on_demand)
@@ -269,17 +295,21 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     if workload.providers:
         offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
     pool = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
+    n_plain, bid_on = train.n_scenarios, list(dict.fromkeys(b.market for c in pool for b in c.plan.bids))
+    train, q = with_outages(train, q, bid_on, n_train, outage_chance)
+    plain = np.where(np.arange(train.n_scenarios) < n_plain, q, 0.0) / q[:n_plain].sum()  # what a budget holds
     cands, cost, meet = _score_in_rounds(workload, pool, train, q)
     try:
-        solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit, q)
+        solution = solve(cands, cost, meet, workload.target_probability, workload.budget, solver, time_limit, q,
+                         budget_weights=plain)
     except InfeasibleError:
-        raise InfeasibleError(_explain_infeasible(workload, cost, meet, q)) from None
+        raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
-    insured = _insure_limits(workload, cands, cost, meet, q, solution.index,
+    insured = _insure_limits(workload, cands, cost, meet, q, plain, solution.index,
                              INSURANCE_CAP * first_fallback_price(train, cands[0].plan.fallback))
     notes = [solution.note] if solution.note else []
     if insured != solution.index:
-        notes.append(_insurance_note(workload, cands, cost, q, solution.index, insured))
+        notes.append(_insurance_note(workload, cands, cost, plain, solution.index, insured))
         solution = replace(solution, index=insured)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
@@ -291,27 +321,28 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           history_start=start, universe=universe, solution=solution, n_train=n_train,
                           n_eval=n_eval, candidates=len(cands),
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
-                          evaluation_paths=fresh,
-                          notes=notes)
+                          evaluation_paths=fresh, notes=notes,
+                          outage_chance=outage_chance if bid_on and train.n_scenarios > n_plain else 0.0)
 
 
 def _insure_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
-                   index: int, cap: float) -> int:
+                   plain: np.ndarray, index: int, cap: float) -> int:
     """A single bid's limit raised as far as training allows: the same market, guard and reservation, a limit up to
     `cap`, meeting the target as often, costing at most INSURANCE_TOLERANCE x work / slack more. A limit no training
     spike reached costs nothing more in training but rides out the spike the history never showed; that is worth
     more the tighter the deadline, as a preemption near it sends the rest of the job to on-demand (in a ladder it
-    sends the job to the next zone instead, so ladders keep their limits)."""
+    sends the job to the next zone instead, so ladders keep their limits). Costs are weighed with `plain` (no assumed
+    outages: with its market out, every limit costs the same, and counting that would only loosen the tolerance)."""
     chosen = cands[index]
     if len(chosen.plan.bids) != 1:
         return index
     limit = chosen.plan.bids[0].limit_price
-    ceiling = float(cost[index] @ q) * (1 + INSURANCE_TOLERANCE * w.hours / max(w.deadline_hours - w.hours, 1e-9))
+    ceiling = float(cost[index] @ plain) * (1 + INSURANCE_TOLERANCE * w.hours / max(w.deadline_hours - w.hours, 1e-9))
     floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
     best = index
     for p, c in enumerate(cands):
         if (_same_single_bid(c, chosen) and limit < c.plan.bids[0].limit_price <= cap + 1e-9
-                and meet[p] @ q >= floor and cost[p] @ q <= ceiling):
+                and meet[p] @ q >= floor and cost[p] @ plain <= ceiling):
             best, limit = p, c.plan.bids[0].limit_price
     return best
 

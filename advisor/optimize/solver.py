@@ -2,7 +2,8 @@
 
 Sets: candidates p (each a bid ladder l(p), a guard margin g(p) and a reservation r(p)), training scenarios s.
 Data (from the replay engine): c[p] = weighted mean cost of p over the scenarios (weights q[s], summing to 1);
-m[p, s] = 1 if p meets the deadline in s.
+m[p, s] = 1 if p meets the deadline in s; b[p] = p's mean cost under the budget's weights (by default c[p]; the
+advisor leaves its assumed outages out of it, as out of the costs it reports).
 
 Variables: u[l], v[g], w[r] in {0, 1}, the structural choices; x[p] in {0, 1}, the plan; z[s] in {0, 1}, scenario
 s counted as met.
@@ -12,7 +13,7 @@ s counted as met.
                 x[p] <= u[l(p)],  x[p] <= v[g(p)],  x[p] <= w[r(p)]          (a plan is made of its pieces)
                 z[s] <= sum_p m[p, s] x[p]                                   (met only if the plan meets it)
                 sum_s q[s] z[s] >= target                                    (chance constraint)
-                sum_p c[p] x[p] <= budget                                     (when a budget is given)
+                sum_p b[p] x[p] <= budget                                     (when a budget is given)
 
 Recourse (the fallback hours each scenario buys once the guard fires) is inside c and m: the replay engine
 prices it exactly, scenario by scenario, instead of a linear stand-in.
@@ -103,9 +104,10 @@ def _quiet_stdout() -> Iterator[None]:
 
 def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, target: float,
           budget: float | None = None, solver: str = "auto", time_limit: float = 30.0,
-          weights: np.ndarray | None = None) -> Solution:
-    """Solve the MIP above (scenario weights uniform unless given); raises InfeasibleError when no candidate (or
-    mix of pieces) satisfies it."""
+          weights: np.ndarray | None = None, budget_weights: np.ndarray | None = None) -> Solution:
+    """Solve the MIP above (scenario weights uniform unless given; the budget holds the mean cost under
+    `budget_weights`, default the same weights); raises InfeasibleError when no candidate (or mix of pieces)
+    satisfies it."""
     started = time.perf_counter()
     solver = resolve_solver(solver)
     n_p, n_s = meet.shape
@@ -127,15 +129,16 @@ def solve(candidates: list[Candidate], cost: np.ndarray, meet: np.ndarray, targe
     for s in range(n_s):
         model += z[s] <= pulp.lpSum(x[p] for p in np.flatnonzero(meet[:, s])), f"met_{s}"
     model += pulp.lpSum(float(q[s]) * z[s] for s in range(n_s)) >= target - 1e-9, "chance"
+    budget_cost = mean_cost if budget_weights is None else cost @ (budget_weights / np.sum(budget_weights))
     if budget is not None:
-        model += pulp.lpSum(float(mean_cost[p]) * x[p] for p in range(n_p)) <= budget, "budget"
+        model += pulp.lpSum(float(budget_cost[p]) * x[p] for p in range(n_p)) <= budget, "budget"
     with _quiet_stdout():
         status = model.solve(_solver(solver, time_limit))
     seconds = time.perf_counter() - started
     chosen = [p for p in range(n_p) if (x[p].value() or 0) > 0.5]
     if status == pulp.LpStatusInfeasible or not chosen:
         raise InfeasibleError("no plan satisfies the request")
-    feasible = (meet @ q >= target - 1e-9) & (mean_cost <= (np.inf if budget is None else budget))
+    feasible = (meet @ q >= target - 1e-9) & (budget_cost <= (np.inf if budget is None else budget))
     index = first_tied(mean_cost, feasible, chosen[0], [-len(c.plan.bids) for c in candidates])
     if model.sol_status == pulp.LpSolutionIntegerFeasible:  # stopped by the time limit with an incumbent
         return Solution(index, "Feasible", solver, seconds,

@@ -58,6 +58,10 @@ def assumptions(rec: Recommendation) -> list[str]:
         f"Reservation credits are valued at {w.credit_value:g} per dollar (Mithril-only credit, expires after "
         f"6 months).",
     ]
+    if rec.outage_chance:
+        out.append(f"In choosing, each spot market bid on was taken to be out for the whole job with chance "
+                   f"{rec.outage_chance:.0%} (a stockout longer than the history showed), so a plan that stakes the "
+                   f"job on one zone pays for that risk; the costs above leave that chance out.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes
