@@ -47,10 +47,10 @@ INSURANCE_TOLERANCE = 0.005
 # Chance that a spot market a ladder bids on is out (no capacity, or priced out) for the whole job, one market at a
 # time: a stockout longer than the recorded history showed. Real traces have them (GCP H100 2025: us-east4-a, never
 # out over 3 h in the week before 11 October, then out 22 h, 17 h and 12 h in three days; AWS 2015 c3.xlarge at 5x
-# on-demand for 3 days). Training adds, per market, copies of a few forecast scenarios without it, so a plan that
+# on-demand for 3 days). Training adds, per market, copies of a few training scenarios without it, so a plan that
 # stakes the job on one zone pays for that risk.
 OUTAGE_CHANCE = 0.05
-OUTAGE_SAMPLE = 0.1  # share of the forecast scenarios copied per market
+OUTAGE_SAMPLE = 0.1  # outage copies per market, as a share of the forecast scenarios
 INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half again the on-demand hour it replaces
 
 
@@ -184,18 +184,20 @@ def scenario_weights(n_forecast: int, n_history: int, history_weight: float | No
 
 def with_outages(train: MarketPaths, q: np.ndarray, markets: list[str], n_forecast: int,
                  chance: float = OUTAGE_CHANCE) -> tuple[MarketPaths, np.ndarray]:
-    """Training scenarios and weights plus, for each market, copies of the first tenth of the forecast scenarios
-    with that market out all job; each market's copies weigh `chance`, the rest is scaled down to match."""
-    each = min(max(5, int(n_forecast * OUTAGE_SAMPLE)), n_forecast)
+    """Training scenarios and weights plus, for each market, copies of a sample spread evenly over the training
+    scenarios (forecast and history windows alike; a tenth as many as the forecast ones) with that market out all
+    job; each market's copies weigh `chance` (split as their originals' weights), the rest is scaled down to match."""
+    each = min(max(5, int(n_forecast * OUTAGE_SAMPLE)), train.n_scenarios)
     if not markets or not each or chance <= 0:
         return train, q
     chance = min(chance, 0.5 / len(markets))  # the outages never outweigh the scenarios they are copied from
+    pick = np.unique(np.linspace(0, train.n_scenarios - 1, each).round().astype(int))
     parts, weights = [train], [q * (1 - chance * len(markets))]
     for m in markets:
-        avail = train.avail[:each].copy()
+        avail = train.avail[pick].copy()
         avail[:, train.index(m)] = 0.0
-        parts.append(MarketPaths(train.markets, train.mean[:each], train.peak[:each], avail, train.start))
-        weights.append(np.full(each, chance / each))
+        parts.append(MarketPaths(train.markets, train.mean[pick], train.peak[pick], avail, train.start))
+        weights.append(chance * q[pick] / q[pick].sum())
     return (MarketPaths(train.markets, *(np.concatenate([getattr(p, k) for p in parts]) for k in
                                          ("mean", "peak", "avail")), train.start), np.concatenate(weights))
 
