@@ -301,3 +301,26 @@ def test_a_stockout_longer_than_the_history_showed_makes_a_second_zone_worth_its
 
     assert any("out for the whole job with chance 5%" in a for a in build_report(rec)["assumptions"])
     assert not any("out for the whole job" in a for a in build_report(blind)["assumptions"])
+
+
+def test_outage_copies_take_each_market_out_with_its_chance_and_keep_the_weights_a_distribution() -> None:
+    from advisor.optimize.recommend import scenario_weights, with_outages
+    from advisor.plan import MarketPaths
+
+    names = ("a:r:x:spot", "b:r:x:spot", "c:r:x:on_demand")
+    rng = np.random.default_rng(0)
+    mean = rng.uniform(1, 2, (30, 3, 12))
+    paths = MarketPaths(names, mean, mean.copy(), np.full((30, 3, 12), 4.0))
+    q = scenario_weights(20, 10, 0.5)
+    out, w = with_outages(paths, q, ["a:r:x:spot", "b:r:x:spot"], 20, chance=0.05)
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+    assert out.n_scenarios == 30 + 2 * 5
+    first, second = slice(30, 35), slice(35, 40)
+    assert (out.avail[first, 0] == 0).all() and (out.avail[first, 1:] == 4.0).all()
+    assert (out.avail[second, 1] == 0).all() and (out.avail[second, [0, 2]] == 4.0).all()
+    assert w[first].sum() == pytest.approx(0.05) and w[second].sum() == pytest.approx(0.05)
+    assert w[:30] == pytest.approx(q * 0.9)
+    # the copies come from the forecast scenarios and the history windows alike
+    copied = {i for i in range(30) if any(np.array_equal(out.mean[j], mean[i]) for j in range(30, 35))}
+    assert copied & set(range(20)) and copied & set(range(20, 30))
+    assert with_outages(paths, q, [], 20)[0] is paths
