@@ -20,10 +20,15 @@ START = pd.Timestamp("2026-03-02")
 
 def build_store(tmp_path: Path, spot_price, od_price: float = 20.0, weeks: int = 5, offers: bool = False):
     """A store with one H100 auction (`spot_price(hour) -> price`, 10-minute records) and one on-demand market."""
-    rows = []
-    for i, ts in enumerate(pd.date_range(START, periods=weeks * 168 * 6, freq="10min")):
-        rows.append(f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,us-central5-a,h100-80gb.sxm.8x,H100,8,spot,"
-                    f"{spot_price(i):.2f},16")
+    return build_zone_store(tmp_path, {"us-central5-a": lambda i: (spot_price(i), 16)}, od_price, weeks, offers)
+
+
+def build_zone_store(tmp_path: Path, zones: dict, od_price: float = 20.0, weeks: int = 5, offers: bool = False):
+    """A store with H100 auctions in `zones` (`zones[zone](i) -> (price, capacity)` of the i-th 10-minute record)
+    and one on-demand market."""
+    rows = [f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,{zone},h100-80gb.sxm.8x,H100,8,spot,{price:.2f},{cap}"
+            for i, ts in enumerate(pd.date_range(START, periods=weeks * 168 * 6, freq="10min"))
+            for zone, record in zones.items() for price, cap in [record(i)]]
     rows.append(f"{START:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,{od_price},")
     path = tmp_path / "p.csv"
     path.write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
@@ -171,14 +176,8 @@ def test_zones_calm_in_turn_get_one_ladder_over_all_of_them(tmp_path: Path) -> N
     # four zones of one type, each calm (4 $/h) for 6 hours in turn and at 60 $/h otherwise: only a ladder over all
     # four at a limit below 60 always holds a calm zone; any three leave a quarter of the hours to on-demand
     zones = ["us-central5-a", "us-central5-b", "us-central5-c", "us-central5-d"]
-    rows = [f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,{z},h100-80gb.sxm.8x,H100,8,spot,"
-            f"{4.0 if (i // 36) % 4 == k else 60.0:.2f},16"
-            for i, ts in enumerate(pd.date_range(START, periods=5 * 168 * 6, freq="10min"))
-            for k, z in enumerate(zones)]
-    rows.append(f"{START:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,20.0,")
-    (tmp_path / "z.csv").write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
-    con = store.connect(tmp_path / "z.duckdb")
-    store.ingest_files(con, [tmp_path / "z.csv"])
+    con = build_zone_store(tmp_path, {z: (lambda i, k=k: (4.0 if (i // 36) % 4 == k else 60.0, 16))
+                                      for k, z in enumerate(zones)})
     rec = recommend(con, w(hours=24, deadline_hours=30), n_train=40, n_eval=60)
     bids = rec.chosen.plan.bids
     assert {b.market.split(":")[1] for b in bids} == set(zones) and all(b.limit_price < 60.0 for b in bids)
@@ -283,14 +282,8 @@ def test_a_stockout_longer_than_the_history_showed_makes_a_second_zone_worth_its
     # zone a (4 $/h) loses capacity for one hour in twelve; b (4.4 $/h) never does. A ladder a > b moves to b at a's
     # first blink and stays there, so in the history it costs more than waiting a's hour out; but a bid on a alone
     # stakes the job on a zone that may be out for days, which sends it to on-demand at 40 $/h
-    rows = [f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,{z},h100-80gb.sxm.8x,H100,8,spot,{price:.2f},"
-            f"{0 if z.endswith('a') and (i // 6) % 12 == 5 else 16}"
-            for i, ts in enumerate(pd.date_range(START, periods=5 * 168 * 6, freq="10min"))
-            for z, price in (("us-central5-a", 4.0), ("us-central5-b", 4.4))]
-    rows.append(f"{START:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,40.0,")
-    (tmp_path / "z.csv").write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
-    con = store.connect(tmp_path / "z.duckdb")
-    store.ingest_files(con, [tmp_path / "z.csv"])
+    con = build_zone_store(tmp_path, {"us-central5-a": lambda i: (4.0, 0 if (i // 6) % 12 == 5 else 16),
+                                      "us-central5-b": lambda i: (4.4, 16)}, od_price=40.0)
     blind = recommend(con, w(hours=24, deadline_hours=48), n_train=40, n_eval=40, outage_chance=0.0)
     assert [b.market.split(":")[1] for b in blind.chosen.plan.bids] == ["us-central5-a"]
     rec = recommend(con, w(hours=24, deadline_hours=48), n_train=40, n_eval=40)

@@ -297,8 +297,10 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     if workload.providers:
         offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
     pool = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
+    cap = INSURANCE_CAP * first_fallback_price(train, pool[0].plan.fallback)  # the price build_candidates used
     n_plain, bid_on = train.n_scenarios, list(dict.fromkeys(b.market for c in pool for b in c.plan.bids))
     train, q = with_outages(train, q, bid_on, n_train, outage_chance)
+    outage_used = (1 - q[:n_plain].sum()) / len(bid_on) if train.n_scenarios > n_plain else 0.0  # after any clamp
     plain = np.where(np.arange(train.n_scenarios) < n_plain, q, 0.0) / q[:n_plain].sum()  # what a budget holds
     cands, cost, meet = _score_in_rounds(workload, pool, train, q)
     try:
@@ -307,8 +309,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
-    insured = _insure_limits(workload, cands, cost, meet, q, plain, solution.index,
-                             INSURANCE_CAP * first_fallback_price(train, cands[0].plan.fallback))
+    insured = _insure_limits(workload, cands, cost, meet, q, plain, solution.index, cap)
     notes = [solution.note] if solution.note else []
     if insured != solution.index:
         notes.append(_insurance_note(workload, cands, cost, plain, solution.index, insured))
@@ -324,7 +325,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           n_eval=n_eval, candidates=len(cands),
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
                           evaluation_paths=fresh, notes=notes,
-                          outage_chance=outage_chance if bid_on and train.n_scenarios > n_plain else 0.0)
+                          outage_chance=float(outage_used))
 
 
 def _insure_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
