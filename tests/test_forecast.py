@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from advisor.cli import app
-from advisor.forecast import CapacityModel, Forecaster, PostedPriceModel, PriceModel, fit_price_model, hour_of_week
+from advisor.forecast import (
+    CapacityModel,
+    Forecaster,
+    PostedPriceModel,
+    PriceModel,
+    RegimePriceModel,
+    fit_price_model,
+    hour_of_week,
+)
 from advisor.forecast.models import fit_student_t
 from advisor.plan import MarketPaths
 
@@ -135,6 +143,44 @@ def test_posted_prices_that_step_together_step_together_in_scenarios() -> None:
     both = (stepped[:, 0] & stepped[:, 1]).sum()
     assert both > 0.5 * stepped[:, 0].sum()
     assert (stepped[:, 0] & stepped[:, 2]).sum() < 0.2 * stepped[:, 0].sum()
+
+
+def two_level_series(days: int, seed: int) -> np.ndarray:
+    """A market at 0.03 or 1.0 $/h: a surge starts at 12:00 on most days (some days it starts at 14:00 or not at
+    all) and lasts 10-18 h; the jumps are clean (no hour in between)."""
+    rng = np.random.default_rng(seed)
+    prices = np.full(days * 24, 0.03) * np.exp(rng.normal(0.0, 0.05, days * 24))
+    for d in range(days):
+        if rng.random() < 0.8:
+            start = d * 24 + (12 if rng.random() < 0.7 else 14)
+            prices[start: start + rng.integers(10, 19)] = 1.0
+    return prices
+
+
+def test_a_market_between_two_levels_gets_the_regime_model_and_no_hours_in_between() -> None:
+    prices = two_level_series(28, seed=5)
+    how = hour_of_week(START, prices.size)
+    model = fit_price_model(prices, prices, how)
+    assert isinstance(model, RegimePriceModel)
+    f = Forecaster(n_paths=400).fit(one_market(prices))
+    paths = f.scenarios(400, 7 * 24)
+    mean = paths.mean[:, 0]
+    # the AR-t model glides down from a surge through the prices in between; this market never showed them
+    assert np.mean((mean > 0.1) & (mean < 0.5)) < 0.01
+    surging = mean > 0.5
+    assert surging.mean() == pytest.approx(np.mean(prices > 0.5), abs=0.06)
+    hod = np.arange(7 * 24) % 24  # START is midnight and the history a whole number of days: the forecast too
+    assert surging[:, hod == 14].mean() > 0.6 > 0.2 > surging[:, hod == 8].mean()  # surges start at noon, as seen
+
+
+def test_rare_spikes_and_switches_on_a_clock_keep_the_seasonal_model() -> None:
+    how = hour_of_week(START, 28 * 24)
+    prices = two_level_series(28, seed=5)
+    prices[prices > 0.5] = 0.03
+    prices[[100, 101, 300, 301, 302, 500]] = 1.0  # a few spike hours (1%): the AR-t model's tails, not a regime
+    assert isinstance(fit_price_model(prices, prices, how), PriceModel)
+    clock = np.where(np.arange(28 * 24) % 24 < 6, 4.0, 60.0)  # cheap 00:00-06:00 every day: the season says it all
+    assert isinstance(fit_price_model(clock, clock, how), PriceModel)
 
 
 def test_capacity_model_recovers_transition_probabilities() -> None:

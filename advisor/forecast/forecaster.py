@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from advisor.forecast.models import HOURS_PER_WEEK, CapacityModel, PostedPriceModel, PriceModel, fit_price_model
+from advisor.forecast.models import (
+    HOURS_PER_WEEK,
+    CapacityModel,
+    PostedPriceModel,
+    PriceModel,
+    RegimePriceModel,
+    fit_price_model,
+)
 from advisor.plan import MarketPaths
 
 
@@ -41,7 +48,7 @@ class Forecaster:
         self.n_paths, self.seed = n_paths, seed
         self.markets_: tuple[str, ...] = ()
         self.origin_: pd.Timestamp | None = None
-        self.prices_: list[PriceModel | PostedPriceModel] = []
+        self.prices_: list[PriceModel | PostedPriceModel | RegimePriceModel] = []
         self.capacity_: list[CapacityModel] = []
         self.chol_: np.ndarray = np.eye(1)
         self._cache: dict[tuple[int, int, int], MarketPaths] = {}

@@ -155,22 +155,144 @@ class PostedPriceModel:
         return mean, mean * _draw_excess(self.excess_, u[..., 1])
 
 
+@dataclass
+class RegimePriceModel:
+    """Two price regimes (calm and surge) switching as a Markov chain whose switch chances follow the hour of day.
+
+    Why a third model: some spot markets sit at one of two levels an order of magnitude apart and jump between them
+    (AWS 2015 c3.xlarge in April: 0.033 or 1.0 $/h, 14-18 h of surge from about noon UTC, 7% of hours in between).
+    In log space the AR(1)-t model reads a jump as a residual to decay, so its scenarios glide down through the
+    intermediate prices for many hours: a limit between the levels looked dear to buy, which the real series
+    seldom offered. Here an hour's regime follows the chain (the switch timed by the copula score, so markets that
+    surge together in history surge together in the scenarios), and its mean and peak are a recorded hour of that
+    regime, picked through a persistent latent AR(1) rank, so a high-priced surge stays high for hours."""
+
+    shrink_days: float = 1.0
+    split_: float = 0.0
+    up_: np.ndarray = field(default_factory=lambda: np.zeros(24))
+    down_: np.ndarray = field(default_factory=lambda: np.zeros(24))
+    levels_: tuple[np.ndarray, np.ndarray] = (np.zeros((1, 2)), np.zeros((1, 2)))
+    rho_: float = 0.0
+    last_state_: int = 0
+    last_rank_: float = 0.0
+    scores_: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def fit(self, mean: np.ndarray, peak: np.ndarray, how: np.ndarray) -> RegimePriceModel:
+        """Fit on hourly mean and peak prices with their hour-of-week; NaN hours skipped (no transition across)."""
+        ok = np.isfinite(mean) & (mean > 0)
+        logs = np.log(np.where(ok, mean, 1.0))
+        self.split_ = two_level_split(logs[ok])[1]
+        state = (logs > self.split_).astype(int)
+        both = ok[1:] & ok[:-1]
+        prev, nxt, hod = state[:-1][both], state[1:][both], (how[1:] % 24)[both]
+        self.up_ = _switch_chance(hod[prev == 0], nxt[prev == 0] == 1, self.shrink_days)
+        self.down_ = _switch_chance(hod[prev == 1], nxt[prev == 1] == 0, self.shrink_days)
+        top = np.where(np.isfinite(peak), np.maximum(peak, mean), mean)
+        rank = np.zeros(len(mean))
+        tables = []
+        for k in (0, 1):
+            hours = np.flatnonzero(ok & (state == k))
+            order = hours[np.argsort(mean[hours], kind="stable")]
+            tables.append(np.column_stack([mean[order], top[order]]))
+            rank[order] = special.ndtri((np.arange(order.size) + 0.5) / order.size)
+        self.levels_ = (tables[0], tables[1])
+        stay = both & (state[1:] == state[:-1])
+        x0, x1 = rank[:-1][stay], rank[1:][stay]
+        self.rho_ = float(np.clip(np.corrcoef(x0, x1)[0, 1], 0.0, 0.99)) if stay.sum() > 2 and x0.std() > 0 else 0.0
+        last = np.flatnonzero(ok)[-1]
+        self.last_state_, self.last_rank_ = int(state[last]), float(rank[last])
+        # the copula sees each observed transition's PIT (mid-interval): high scores push toward the surge
+        up_t, down_t = self.up_[hod], self.down_[hod]
+        lo = np.where(prev == 0, np.where(nxt == 1, 1 - up_t, 0.0), np.where(nxt == 0, 0.0, down_t))
+        hi = np.where(prev == 0, np.where(nxt == 1, 1.0, 1 - up_t), np.where(nxt == 0, down_t, 1.0))
+        self.scores_ = np.zeros(len(mean))
+        self.scores_[1:][both] = special.ndtri(np.clip((lo + hi) / 2, 1e-6, 1 - 1e-6))
+        return self
+
+    def simulate(self, z: np.ndarray, how: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and peak price paths (n, h) from standard-normal scores z (n, h) (regime switches) and uniforms
+        u (n, h, 2) (the latent rank's innovations)."""
+        n, horizon = z.shape
+        go_up = special.ndtr(z)
+        e = special.ndtri(np.clip(u[..., 0], 1e-6, 1 - 1e-6)) * np.sqrt(1 - self.rho_ ** 2)
+        state = np.empty((n, horizon), dtype=int)
+        rank = np.empty((n, horizon))
+        s, g = np.full(n, self.last_state_), np.full(n, self.last_rank_)
+        for h, hod in enumerate(how % 24):
+            s = np.where(s == 0, go_up[:, h] > 1 - self.up_[hod], go_up[:, h] >= self.down_[hod]).astype(int)
+            g = self.rho_ * g + e[:, h]
+            state[:, h], rank[:, h] = s, g
+        mean, peak = np.empty((n, horizon)), np.empty((n, horizon))
+        for k, table in enumerate(self.levels_):
+            here = state == k
+            pick = np.minimum((special.ndtr(rank[here]) * len(table)).astype(int), len(table) - 1)
+            mean[here], peak[here] = table[pick, 0], table[pick, 1]
+        return mean, peak
+
+
+def _switch_chance(hod: np.ndarray, switched: np.ndarray, shrink: float) -> np.ndarray:
+    """P(switch) entering each hour of day, shrunk toward the all-day rate by `shrink` pseudo-days; the all-day rate
+    itself gets half a pseudo-switch, so a regime never left in the window can still end."""
+    overall = (switched.sum() + 0.5) / (switched.size + 1.0)
+    seen = np.bincount(hod, minlength=24)
+    moved = np.bincount(hod, weights=switched.astype(float), minlength=24)
+    return (moved + shrink * overall) / (seen + shrink)
+
+
+REGIME_SEPARATION = 0.8  # share of the log-price variance between the two levels
+REGIME_MIN_SHARE = 0.1  # hours in the rarer level: fewer are spikes, the AR-t model's tails
+REGIME_MIN_RATIO = 4.0  # the levels' (log-mean) ratio
+REGIME_MIN_VISITS = 5  # climbs to the upper level: one or two long excursions are no pattern to time
+REGIME_MAX_SEASONAL = 0.9  # share of the variance the hour of week explains: above it the switches keep a clock,
+# which the seasonal model forecasts exactly (real two-level markets: 0.17-0.55)
+
+
+def two_level_split(logs: np.ndarray) -> tuple[float, float, float, float]:
+    """The best split of log prices into two levels (Otsu: most between-level variance): (share of the variance
+    between the levels, threshold, share of hours in the rarer level, ratio of the levels); zeros if flat."""
+    ys = np.sort(logs[np.isfinite(logs)])
+    if ys.size < 2 or ys[-1] - ys[0] < 1e-9:
+        return 0.0, float(ys[-1]) if ys.size else 0.0, 0.0, 1.0
+    k = np.arange(1, ys.size)
+    cum = np.cumsum(ys)[:-1]
+    low, high = cum / k, (ys.sum() - cum) / (ys.size - k)
+    share = k / ys.size
+    between = share * (1 - share) * (high - low) ** 2
+    between[np.diff(ys) < 1e-9] = -1.0  # split only between distinct prices
+    best = int(np.argmax(between))
+    return (float(between[best] / ys.var()), float((ys[best] + ys[best + 1]) / 2),
+            float(min(share[best], 1 - share[best])), float(np.exp(high[best] - low[best])))
+
+
 POSTED_MOVE_SHARE = 0.02
 
 
-def fit_price_model(mean: np.ndarray, peak: np.ndarray, how: np.ndarray) -> PriceModel | PostedPriceModel:
-    """The posted-price model for a list price, else the seasonal AR-t model.
+def fit_price_model(mean: np.ndarray, peak: np.ndarray,
+                    how: np.ndarray) -> PriceModel | PostedPriceModel | RegimePriceModel:
+    """The posted-price model for a list price, the regime model for a two-level market, else the AR-t model.
 
     A list price moves in under 2% of its hours (a step every few days at most; markets that clear hourly move in
     25-95%) and never goes back to a price it left. A quiet auction-era spot market can move as rarely, but it
     leaves its floor for an excursion and returns to it (AWS 2015 m3.medium: 52 of 63 such four-week windows);
-    its excursions are the AR-t model's spikes, and the posted model forecast it worse (pinball +30%)."""
+    its excursions are the AR-t model's spikes, and the posted model forecast it worse (pinball +30%). A market that
+    sits at one of two levels far apart and climbs between them again and again gets the regime model."""
     ok = np.isfinite(mean) & (mean > 0)
     logs = np.log(mean[ok])
     moved = np.abs(np.diff(logs)) > 1e-6
     if moved.size and 0 < moved.mean() < POSTED_MOVE_SHARE and not _returns_to_a_left_price(logs):
         return PostedPriceModel().fit(mean, peak, how)
+    separation, split, rarer, ratio = two_level_split(logs)
+    visits = int(np.sum(np.diff((logs > split).astype(int)) == 1))
+    if (separation >= REGIME_SEPARATION and rarer >= REGIME_MIN_SHARE and ratio >= REGIME_MIN_RATIO
+            and visits >= REGIME_MIN_VISITS and _seasonal_share(logs, how[ok]) < REGIME_MAX_SEASONAL):
+        return RegimePriceModel().fit(mean, peak, how)
     return PriceModel().fit(mean, peak, how)
+
+
+def _seasonal_share(logs: np.ndarray, how: np.ndarray) -> float:
+    """Share of the variance of log prices explained by their hour-of-week profile."""
+    resid = logs - np.mean(logs) - _seasonal_profile(logs, how, PriceModel.shrink_weeks)[how]
+    return 1.0 - float(np.var(resid) / max(np.var(logs), 1e-24))
 
 
 def _returns_to_a_left_price(logs: np.ndarray, same: float = 0.005, away: float = 0.05) -> bool:
