@@ -173,6 +173,35 @@ def test_a_market_between_two_levels_gets_the_regime_model_and_no_hours_in_betwe
     assert surging[:, hod == 14].mean() > 0.6 > 0.2 > surging[:, hod == 8].mean()  # surges start at noon, as seen
 
 
+def test_markets_that_surge_together_surge_together_in_scenarios() -> None:
+    def switch_correlation(second: np.ndarray) -> float:
+        prices = np.stack([two_level_series(28, seed=5), second])
+        paths = MarketPaths(("a:b:c:spot", "a:d:c:spot"), prices[None], prices[None].copy(),
+                            np.full((1, 2, prices.shape[1]), np.nan), START)
+        surging = Forecaster(n_paths=400).fit(paths).scenarios(400, 72).mean > 0.5
+        switched = np.diff(surging.astype(int), axis=2)
+        return float(np.corrcoef(switched[:, 0].ravel(), switched[:, 1].ravel())[0, 1])
+
+    # independent markets on the same clock switch at the same hours of day (~0.25); the copula adds the rest
+    together = switch_correlation(1.1 * two_level_series(28, seed=5))
+    assert together > 0.6 > 0.4 > switch_correlation(two_level_series(28, seed=6))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000))
+def test_regime_scenarios_are_recorded_hours(seed: int) -> None:
+    prices = two_level_series(28, seed=seed % 50)
+    peaks = prices * np.exp(np.random.default_rng(seed).uniform(0.0, 0.2, prices.size))
+    model = fit_price_model(prices, peaks, hour_of_week(START, prices.size))
+    if not isinstance(model, RegimePriceModel):
+        return
+    rng = np.random.default_rng(seed)
+    mean, peak = model.simulate(rng.standard_normal((50, 48)), hour_of_week(START, 48), rng.random((50, 48, 2)))
+    # every hour is one recorded hour, its mean with its own peak: never a price the market did not show
+    recorded = set(zip(prices.tolist(), peaks.tolist(), strict=True))
+    assert set(zip(mean.ravel().tolist(), peak.ravel().tolist(), strict=True)) <= recorded
+
+
 def test_rare_spikes_and_switches_on_a_clock_keep_the_seasonal_model() -> None:
     how = hour_of_week(START, 28 * 24)
     prices = two_level_series(28, seed=5)
