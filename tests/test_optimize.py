@@ -62,6 +62,9 @@ def test_flat_market_the_limit_does_not_matter(tmp_path: Path) -> None:
     # margin was chosen (the rounds score other guards for a few ladders only; the missing limits are scored after)
     tight = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
     assert tight.chosen.plan.bids[0].limit_price == rec.chosen.plan.bids[0].limit_price == pytest.approx(1.5 * 20.0)
+    # with 3x the work of slack a preemption is waited out: no insurance, the tie stays at the market's price
+    loose = recommend(con, w(deadline_hours=96), n_train=40, n_eval=60)
+    assert loose.chosen.plan.bids[0].limit_price == pytest.approx(8.0) and not loose.notes
 
 
 def test_spiky_market_the_limit_sits_below_the_spikes(tmp_path: Path) -> None:
@@ -220,9 +223,9 @@ def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
     assert solve(cands, cost, meet, target=0.9).index == 0
 
 
-def test_a_limit_is_raised_as_insurance_as_far_as_the_slack_makes_it_worth() -> None:
+def test_a_limit_moves_up_near_a_tight_deadline_and_down_with_days_to_spare() -> None:
     from advisor.optimize.candidates import NONE, Candidate
-    from advisor.optimize.recommend import _insurance_note, _insure_limits
+    from advisor.optimize.recommend import _retune_limit, _retune_note
     from advisor.plan import Bid, Fallback, Plan
 
     def cand(limit: float, guard: float = 2.0) -> Candidate:
@@ -233,20 +236,29 @@ def test_a_limit_is_raised_as_insurance_as_far_as_the_slack_makes_it_worth() -> 
     cost = np.array([100.0, 100.0, 101.0, 101.5, 100.0, 90.0])[:, None] * np.ones((1, 2))
     meet = np.ones((6, 2), dtype=bool)
     q = np.full(2, 0.5)
-    tight, loose = Workload(hours=96, deadline_hours=120), Workload(hours=96, deadline_hours=384)
+    tight, roomy = Workload(hours=96, deadline_hours=120), Workload(hours=96, deadline_hours=240)
+    loose = Workload(hours=96, deadline_hours=384)
     # 24 h of slack on 96 h of work: up to 2% more in training buys the highest limit under the 30 $ cap (40 is above
-    # it, the 4-h guard is another plan); 288 h of slack: 0.17%, only the exact tie at 10 $
-    assert _insure_limits(tight, cands, cost, meet, q, q, 0, cap=30.0) == 3
-    assert "from $5.00 to $30.00 as insurance" in _insurance_note(tight, cands, cost, q, 0, 3)
-    assert "+1.5% expected cost" in _insurance_note(tight, cands, cost, q, 0, 3)
-    assert _insure_limits(loose, cands, cost, meet, q, q, 0, cap=30.0) == 1
+    # it, the 4-h guard is another plan); 144 h of slack: 0.33%, only the exact tie at 10 $
+    assert _retune_limit(tight, cands, cost, meet, q, q, 0, cap=30.0) == 3
+    assert "from $5.00 to $30.00 as insurance" in _retune_note(tight, cands, cost, q, 0, 3)
+    assert "+1.5% expected cost" in _retune_note(tight, cands, cost, q, 0, 3)
+    assert _retune_limit(roomy, cands, cost, meet, q, q, 0, cap=30.0) == 1
+    # 288 h of slack (3x the work): down, up to 1.5% more, to the lowest limit; never up
+    assert _retune_limit(loose, cands, cost, meet, q, q, 3, cap=30.0) == 0
+    assert "lowered from $30.00 to $5.00" in _retune_note(loose, cands, cost, q, 3, 0)
+    assert _retune_limit(loose, cands, cost, meet, q, q, 3, cap=30.0, floor_price=8.0) == 1  # not near the price
+    assert _retune_limit(loose, cands, cost, meet, q, q, 0, cap=30.0) == 0
+    meet[0, 0] = False  # a lower limit that misses the deadline more often is no saving
+    assert _retune_limit(loose, cands, cost, meet, q, q, 3, cap=30.0) == 1
     meet[3, 0] = False  # a higher limit that misses the deadline more often is no insurance
-    assert _insure_limits(tight, cands, cost, meet, q, q, 0, cap=30.0) == 2
+    assert _retune_limit(tight, cands, cost, meet, q, q, 1, cap=30.0) == 2
     # a ladder moves on to its next zone when preempted: it keeps its limits
     other = "mithril:us-central5-b:h100-80gb.sxm.8x:spot"
     ladders = [Candidate(Plan(bids=(Bid(SPOT, lim), Bid(other, lim)), fallback=(Fallback(OD),), guard_margin_hours=2.0),
                          "a > b", 2.0, NONE) for lim in (5.0, 30.0)]
-    assert _insure_limits(tight, ladders, cost[:2], meet[:2], q, q, 0, cap=30.0) == 0
+    assert _retune_limit(tight, ladders, cost[:2], meet[:2], q, q, 0, cap=30.0) == 0
+    assert _retune_limit(loose, ladders, cost[:2], meet[:2], q, q, 1, cap=30.0) == 1
 
 
 def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:

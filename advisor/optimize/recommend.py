@@ -40,10 +40,21 @@ WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 # docs rule than weighting every scenario alike, or 0.8).
 HISTORY_WEIGHT = 0.5
 # Training cost a higher limit may add, per unit of work / slack, and still replace the chosen one as insurance (see
-# `_insure_limits`): 2% at a deadline of 1.25x the work, 0.5% at 2x, 0.17% at 4x. Measured on AWS 2015 g2.2xlarge:
+# `_retune_limit`): 2% at a deadline of 1.25x the work, 0.5% at 2x, 0.25% at 3x. Measured on AWS 2015 g2.2xlarge:
 # mean cost / hindsight 1.242 -> 1.229, 96-h jobs at slack 1.25 1.071 -> 1.000 of the best static plan; a flat 2%
 # at every slack lost as much at slack 4 (paying spikes the job could have waited out) as it won at 1.25.
 INSURANCE_TOLERANCE = 0.005
+# With slack of THRIFT_SPARE x the work or more, the limit moves the other way (`_retune_limit`): down, as far as
+# training costs at most THRIFT_TOLERANCE x slack / work more (1.5% at a deadline of 4x the work). Training ties
+# limits that no recorded spike separates; with days to spare, a spike the history did not show is cheaper waited
+# out than paid (AWS 2015 g2.2xlarge, 96 h due in 384 h from 19 July: 0.2 to 1.95 $/h within 1% in training; the
+# August surge then cost 0.65-1.95 20.5 $, 0.2 10.0 $).
+THRIFT_SPARE = 3.0
+THRIFT_TOLERANCE = 0.005
+# ...but never below this multiple of the market's median hourly peak price in training: a bid that close stakes the
+# job on the level holding (AWS 2015 c3.xlarge: a calm level of 0.032 $/h drifted to 0.046 within weeks; lowered to
+# 0.04 from 0.13, 96 h due in 384 h from 8 April cost 8.26 $ instead of 4.09).
+THRIFT_FLOOR = 2.0
 # Chance that a spot market a ladder bids on is out (no capacity, or priced out) for the whole job, one market at a
 # time: a stockout longer than the recorded history showed. Real traces have them (GCP H100 2025: us-east4-a, never
 # out over 3 h in the week before 11 October, then out 22 h, 17 h and 12 h in three days; AWS 2015 c3.xlarge at 5x
@@ -309,11 +320,13 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
-    insured = _insure_limits(workload, cands, cost, meet, q, plain, solution.index, cap)
+    bids = cands[solution.index].plan.bids
+    typical = float(np.nan_to_num(np.nanmedian(train.peak[:n_plain, train.index(bids[0].market)]))) if bids else 0.0
+    retuned = _retune_limit(workload, cands, cost, meet, q, plain, solution.index, cap, THRIFT_FLOOR * typical)
     notes = [solution.note] if solution.note else []
-    if insured != solution.index:
-        notes.append(_insurance_note(workload, cands, cost, plain, solution.index, insured))
-        solution = replace(solution, index=insured)
+    if retuned != solution.index:
+        notes.append(_retune_note(workload, cands, cost, plain, solution.index, retuned))
+        solution = replace(solution, index=retuned)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
@@ -328,25 +341,30 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           outage_chance=float(outage_used))
 
 
-def _insure_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
-                   plain: np.ndarray, index: int, cap: float) -> int:
-    """A single bid's limit raised as far as training allows: the same market, guard and reservation, a limit up to
-    `cap`, meeting the target as often, costing at most INSURANCE_TOLERANCE x work / slack more. A limit no training
-    spike reached costs nothing more in training but rides out the spike the history never showed; that is worth
-    more the tighter the deadline, as a preemption near it sends the rest of the job to on-demand (in a ladder it
-    sends the job to the next zone instead, so ladders keep their limits). Costs are weighed with `plain` (no assumed
-    outages: with its market out, every limit costs the same, and counting that would only loosen the tolerance)."""
+def _retune_limit(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
+                  plain: np.ndarray, index: int, cap: float, floor_price: float = 0.0) -> int:
+    """A single bid's limit moved as far as training allows, the same market, guard and reservation, meeting the target
+    as often: up to `cap` costing at most INSURANCE_TOLERANCE x work / slack more, or, with THRIFT_SPARE x the work
+    of slack or more, down (not below `floor_price`) costing at most THRIFT_TOLERANCE x slack / work more. A limit
+    no training spike reached costs nothing more in training but rides out the spike the history never showed, worth
+    most near a tight deadline, where a preemption sends the rest of the job to on-demand; with days to spare,
+    waiting that spike out is cheaper than paying it. Ladders keep their limits (a preempted zone hands the job to
+    the next). Costs are weighed with `plain` (no assumed outages: with its market out, every limit costs the same)."""
     chosen = cands[index]
     if len(chosen.plan.bids) != 1:
         return index
-    limit = chosen.plan.bids[0].limit_price
-    ceiling = float(cost[index] @ plain) * (1 + INSURANCE_TOLERANCE * w.hours / max(w.deadline_hours - w.hours, 1e-9))
+    spare = max(w.deadline_hours - w.hours, 1e-9) / w.hours
+    up = spare < THRIFT_SPARE
+    tolerance = INSURANCE_TOLERANCE / spare if up else THRIFT_TOLERANCE * spare
+    ceiling = float(cost[index] @ plain) * (1 + tolerance)
     floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
-    best = index
+    best, limit = index, chosen.plan.bids[0].limit_price
     for p, c in enumerate(cands):
-        if (_same_single_bid(c, chosen) and limit < c.plan.bids[0].limit_price <= cap + 1e-9
-                and meet[p] @ q >= floor and cost[p] @ plain <= ceiling):
-            best, limit = p, c.plan.bids[0].limit_price
+        if not _same_single_bid(c, chosen) or meet[p] @ q < floor or cost[p] @ plain > ceiling:
+            continue
+        other = c.plan.bids[0].limit_price
+        if (limit < other <= cap + 1e-9) if up else (floor_price <= other < limit):
+            best, limit = p, other
     return best
 
 
@@ -356,20 +374,24 @@ def _same_single_bid(c: Candidate, chosen: Candidate) -> bool:
             and c.guard == chosen.guard and c.reservation == chosen.reservation)
 
 
-def _insurance_note(w: Workload, cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int,
-                    insured: int) -> str:
+def _retune_note(w: Workload, cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int,
+                 retuned: int) -> str:
     def limits(p: int) -> str:
         return ", ".join(format_usd(b.limit_price) for b in cands[p].plan.bids)
 
-    extra = float(cost[insured] @ q) / float(cost[chosen] @ q) - 1
-    return (f"limit raised from {limits(chosen)} to {limits(insured)} as insurance against a spike the history did "
-            f"not show: {extra:+.1%} expected cost in training, with {w.deadline_hours - w.hours:g} h of slack to "
-            f"wait out a preemption")
+    extra = float(cost[retuned] @ q) / float(cost[chosen] @ q) - 1
+    slack = w.deadline_hours - w.hours
+    if cands[retuned].plan.bids[0].limit_price > cands[chosen].plan.bids[0].limit_price:
+        return (f"limit raised from {limits(chosen)} to {limits(retuned)} as insurance against a spike the history "
+                f"did not show: {extra:+.1%} expected cost in training, with {slack:g} h of slack to wait out a "
+                f"preemption")
+    return (f"limit lowered from {limits(chosen)} to {limits(retuned)}: with {slack:g} h of slack a spike the "
+            f"history did not show is cheaper waited out than paid; {extra:+.1%} expected cost in training")
 
 
 def _unscored_limits(pool: list[Candidate], cands: list[Candidate], index: int) -> list[Candidate]:
     """The chosen single bid at the pool's other limits, same guard and reservation, that the rounds left unscored
-    (other guards are scored for the best few ladders only): what `_insure_limits` may raise it to."""
+    (other guards are scored for the best few ladders only): what `_retune_limit` may move it to."""
     chosen, seen = cands[index], {id(c) for c in cands}
     if len(chosen.plan.bids) != 1:
         return []
