@@ -320,9 +320,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
-    bids = cands[solution.index].plan.bids
-    typical = float(np.nan_to_num(np.nanmedian(train.peak[:n_plain, train.index(bids[0].market)]))) if bids else 0.0
-    retuned = _retune_limit(workload, cands, cost, meet, q, plain, solution.index, cap, THRIFT_FLOOR * typical)
+    retuned = _retune_limit(workload, cands, cost, meet, q, plain, solution.index, cap,
+                            THRIFT_FLOOR * _median_peak(train, n_plain, cands[solution.index].plan))
     notes = [solution.note] if solution.note else []
     if retuned != solution.index:
         notes.append(_retune_note(workload, cands, cost, plain, solution.index, retuned))
@@ -366,6 +365,15 @@ def _retune_limit(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
         if (limit < other <= cap + 1e-9) if up else (floor_price <= other < limit):
             best, limit = p, other
     return best
+
+
+def _median_peak(paths: MarketPaths, n: int, plan: Plan) -> float:
+    """The median hourly peak price of the plan's first bid market over the first `n` scenarios (0 if none is known)."""
+    if not plan.bids:
+        return 0.0
+    peaks = paths.peak[:n, paths.index(plan.bids[0].market)]
+    peaks = peaks[np.isfinite(peaks)]
+    return float(np.median(peaks)) if peaks.size else 0.0
 
 
 def _same_single_bid(c: Candidate, chosen: Candidate) -> bool:
