@@ -44,6 +44,11 @@ def one_market(mean: np.ndarray, avail: np.ndarray | None = None, market: str = 
     return MarketPaths((market,), mean[None, None, :], mean[None, None, :].copy(), a[None, None, :], START)
 
 
+def markets(prices: np.ndarray, names: tuple[str, ...] = ("a:b:c:spot", "a:d:c:spot")) -> MarketPaths:
+    """Recorded prices of several markets (markets x hours) as one history, capacity unknown."""
+    return MarketPaths(names, prices[None], prices[None].copy(), np.full((1, *prices.shape), np.nan), START)
+
+
 def test_price_model_recovers_known_parameters() -> None:
     prices = ar_t_series(24 * 7 * 12, phi=0.8, df=4.0, scale=0.05, seed=1)
     model = PriceModel().fit(prices, prices, hour_of_week(START, prices.size))
@@ -136,8 +141,7 @@ def test_posted_prices_that_step_together_step_together_in_scenarios() -> None:
     a = posted_series(28 * 24, rate=0.004, step=0.1, seed=5)
     b = 3.0 * a  # one price list: the same steps at the same hours
     c = posted_series(28 * 24, rate=0.004, step=0.1, seed=6, start=8.0)
-    history = MarketPaths(("g:r:a:spot", "g:r:b:spot", "g:r:c:spot"), np.stack([a, b, c])[None],
-                          np.stack([a, b, c])[None], np.full((1, 3, a.size), np.nan), START)
+    history = markets(np.stack([a, b, c]), ("g:r:a:spot", "g:r:b:spot", "g:r:c:spot"))
     sims = Forecaster(n_paths=2000).fit(history).scenarios(2000, 336)
     stepped = np.diff(np.log(sims.mean), axis=2) != 0
     both = (stepped[:, 0] & stepped[:, 1]).sum()
@@ -175,10 +179,8 @@ def test_a_market_between_two_levels_gets_the_regime_model_and_no_hours_in_betwe
 
 def test_markets_that_surge_together_surge_together_in_scenarios() -> None:
     def switch_correlation(second: np.ndarray) -> float:
-        prices = np.stack([two_level_series(28, seed=5), second])
-        paths = MarketPaths(("a:b:c:spot", "a:d:c:spot"), prices[None], prices[None].copy(),
-                            np.full((1, 2, prices.shape[1]), np.nan), START)
-        surging = Forecaster(n_paths=400).fit(paths).scenarios(400, 72).mean > 0.5
+        history = markets(np.stack([two_level_series(28, seed=5), second]))
+        surging = Forecaster(n_paths=400).fit(history).scenarios(400, 72).mean > 0.5
         switched = np.diff(surging.astype(int), axis=2)
         return float(np.corrcoef(switched[:, 0].ravel(), switched[:, 1].ravel())[0, 1])
 
@@ -247,9 +249,7 @@ def test_copula_keeps_correlation_between_markets() -> None:
     own = rng.standard_t(5, (2, 24 * 28)) * 0.02
     logs = np.cumsum(common + own, axis=1) * 0.3
     prices = 5 * np.exp(logs)
-    paths = MarketPaths(("a:b:c:spot", "a:d:c:spot"), prices[None], prices[None].copy(),
-                        np.full((1, 2, prices.shape[1]), np.nan), START)
-    sims = Forecaster(n_paths=400).fit(paths).scenarios(400, 24)
+    sims = Forecaster(n_paths=400).fit(markets(prices)).scenarios(400, 24)
     moves = np.diff(np.log(sims.mean), axis=2)
     assert np.corrcoef(moves[:, 0].ravel(), moves[:, 1].ravel())[0, 1] > 0.5
 

@@ -51,12 +51,17 @@ def first_fallback_price(paths: MarketPaths, fallback: tuple[Fallback, ...]) -> 
     return float(np.nanmean(paths.mean[:, paths.index(fallback[0].market), 0])) if fallback else math.inf
 
 
+def finite_peaks(paths: MarketPaths, market: str) -> np.ndarray:
+    """A market's hourly peak prices over all scenarios and hours, where known (capacity-only series have none)."""
+    peaks = paths.peak[:, paths.index(market)].ravel()
+    return peaks[np.isfinite(peaks)]
+
+
 def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
     """Candidate limits for a market: forecast quantiles of its hourly peak price (up to 1.5x the best on-demand
     price) and fixed multiples of that price. Multiples above 1 are there because a limit that rides out a short
     excursion above on-demand can cost less than the restarts and lost work of being preempted by it."""
-    peaks = paths.peak[:, paths.index(market)].ravel()
-    peaks = peaks[np.isfinite(peaks)]
+    peaks = finite_peaks(paths, market)
     values = [v for v in np.quantile(peaks, LIMIT_QUANTILES) if v <= 1.5 * od_price] if peaks.size else []
     return sorted({_as_limit(v) for v in values} | set(on_demand_limits(od_price)))
 

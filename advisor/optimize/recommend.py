@@ -20,7 +20,7 @@ import pandas as pd
 from advisor.backtest.strategies import Universe, docs_rule_plan, safe_margin
 from advisor.errors import AdvisorError
 from advisor.forecast import Forecaster
-from advisor.optimize.candidates import NONE, Candidate, build_candidates, first_fallback_price
+from advisor.optimize.candidates import NONE, Candidate, build_candidates, finite_peaks, first_fallback_price
 from advisor.optimize.solver import InfeasibleError, Solution, solve
 from advisor.plan import (
     BatchResult,
@@ -310,6 +310,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     pool = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
     cap = INSURANCE_CAP * first_fallback_price(train, pool[0].plan.fallback)  # the price build_candidates used
     n_plain, bid_on = train.n_scenarios, list(dict.fromkeys(b.market for c in pool for b in c.plan.bids))
+    plain_paths = train  # before the outage copies: what the model and the history say prices are
     train, q = with_outages(train, q, bid_on, n_train, outage_chance)
     outage_used = (1 - q[:n_plain].sum()) / len(bid_on) if train.n_scenarios > n_plain else 0.0  # after any clamp
     plain = np.where(np.arange(train.n_scenarios) < n_plain, q, 0.0) / q[:n_plain].sum()  # what a budget holds
@@ -321,7 +322,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
     retuned = _retune_limit(workload, cands, cost, meet, q, plain, solution.index, cap,
-                            THRIFT_FLOOR * _median_peak(train, n_plain, cands[solution.index].plan))
+                            THRIFT_FLOOR * _median_peak(plain_paths, cands[solution.index].plan))
     notes = [solution.note] if solution.note else []
     if retuned != solution.index:
         notes.append(_retune_note(workload, cands, cost, plain, solution.index, retuned))
@@ -367,12 +368,9 @@ def _retune_limit(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
     return best
 
 
-def _median_peak(paths: MarketPaths, n: int, plan: Plan) -> float:
-    """The median hourly peak price of the plan's first bid market over the first `n` scenarios (0 if none is known)."""
-    if not plan.bids:
-        return 0.0
-    peaks = paths.peak[:n, paths.index(plan.bids[0].market)]
-    peaks = peaks[np.isfinite(peaks)]
+def _median_peak(paths: MarketPaths, plan: Plan) -> float:
+    """The median hourly peak price of the plan's first bid market (0 without a bid or a known price)."""
+    peaks = finite_peaks(paths, plan.bids[0].market) if plan.bids else np.zeros(0)
     return float(np.median(peaks)) if peaks.size else 0.0
 
 
