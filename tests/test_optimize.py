@@ -241,24 +241,47 @@ def test_a_limit_moves_up_near_a_tight_deadline_and_down_with_days_to_spare() ->
     # 24 h of slack on 96 h of work: up to 2% more in training buys the highest limit under the 30 $ cap (40 is above
     # it, the 4-h guard is another plan); 144 h of slack: 0.33%, only the exact tie at 10 $
     assert _retune_limit(tight, cands, cost, meet, q, q, 0, cap=30.0) == 3
-    assert "from $5.00 to $30.00 as insurance" in _retune_note(tight, cands, cost, q, 0, 3)
-    assert "+1.5% expected cost" in _retune_note(tight, cands, cost, q, 0, 3)
+    assert "from $5.00 to $30.00 as insurance" in _retune_note(tight, cands, cost, q, q, 0, 3)
+    assert "+1.5% expected cost" in _retune_note(tight, cands, cost, q, q, 0, 3)
     assert _retune_limit(roomy, cands, cost, meet, q, q, 0, cap=30.0) == 1
     # 288 h of slack (3x the work): down, up to 1.5% more, to the lowest limit; never up
     assert _retune_limit(loose, cands, cost, meet, q, q, 3, cap=30.0) == 0
-    assert "lowered from $30.00 to $5.00" in _retune_note(loose, cands, cost, q, 3, 0)
-    assert _retune_limit(loose, cands, cost, meet, q, q, 3, cap=30.0, floor_price=8.0) == 1  # not near the price
+    assert "lowered from $30.00 to $5.00" in _retune_note(loose, cands, cost, q, q, 3, 0)
+    assert _retune_limit(loose, cands, cost, meet, q, q, 3, cap=30.0, floors={SPOT: 8.0}) == 1  # not near the price
     assert _retune_limit(loose, cands, cost, meet, q, q, 0, cap=30.0) == 0
     meet[0, 0] = False  # a lower limit that misses the deadline more often is no saving
     assert _retune_limit(loose, cands, cost, meet, q, q, 3, cap=30.0) == 1
     meet[3, 0] = False  # a higher limit that misses the deadline more often is no insurance
     assert _retune_limit(tight, cands, cost, meet, q, q, 1, cap=30.0) == 2
-    # a ladder moves on to its next zone when preempted: it keeps its limits
+
+
+def test_a_ladder_takes_the_lowest_limits_training_ties_at_any_slack_and_never_raises_them() -> None:
+    from advisor.optimize.candidates import NONE, Candidate
+    from advisor.optimize.recommend import _retune_limit, _retune_note
+    from advisor.plan import Bid, Fallback, Plan
+
     other = "mithril:us-central5-b:h100-80gb.sxm.8x:spot"
-    ladders = [Candidate(Plan(bids=(Bid(SPOT, lim), Bid(other, lim)), fallback=(Fallback(OD),), guard_margin_hours=2.0),
-                         "a > b", 2.0, NONE) for lim in (5.0, 30.0)]
-    assert _retune_limit(tight, ladders, cost[:2], meet[:2], q, q, 0, cap=30.0) == 0
-    assert _retune_limit(loose, ladders, cost[:2], meet[:2], q, q, 1, cap=30.0) == 1
+
+    def ladder(a: float, b: float, first: str = SPOT, guard: float = 2.0) -> Candidate:
+        second = other if first == SPOT else SPOT
+        plan = Plan(bids=(Bid(first, a), Bid(second, b)), fallback=(Fallback(OD),), guard_margin_hours=guard)
+        return Candidate(plan, f"{first} > {second}", guard, NONE)
+
+    # a climb in the zone it is on sends a low-limit ladder to the next zone for a restart: among limits training
+    # ties (within 3%), the lowest; a cheaper plan elsewhere (other order, other guard) is the MIP's business
+    cands = [ladder(8.0, 8.0), ladder(5.0, 5.0), ladder(3.0, 3.0), ladder(3.0, 12.0), ladder(2.0, 2.0),
+             ladder(1.0, 1.0, first=other), ladder(1.0, 1.0, guard=4.0)]
+    cost = np.array([100.0, 101.0, 102.5, 100.0, 104.0, 90.0, 90.0])[:, None] * np.ones((1, 2))
+    meet = np.ones((7, 2), dtype=bool)
+    q = np.full(2, 0.5)
+    for work in (Workload(hours=96, deadline_hours=120), Workload(hours=96, deadline_hours=384)):
+        assert _retune_limit(work, cands, cost, meet, q, q, 0, cap=30.0) == 2  # 3 and 3 (3 and 12 raises one)
+        assert _retune_limit(work, cands, cost, meet, q, q, 4, cap=30.0) == 4  # never up, though 8 costs less
+    assert "limits lowered from $8.00, $8.00 to $3.00, $3.00" in _retune_note(work, cands, cost, q, q, 0, 2)
+    assert "+2.5% expected cost" in _retune_note(work, cands, cost, q, q, 0, 2)
+    assert _retune_limit(work, cands, cost, meet, q, q, 0, cap=30.0, floors={SPOT: 4.0}) == 1  # not near the price
+    meet[2, 0] = False  # lower limits that miss the deadline more often are no saving
+    assert _retune_limit(work, cands, cost, meet, q, q, 0, cap=30.0) == 1
 
 
 def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:
