@@ -39,10 +39,12 @@ WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 # good both under the model and on what really happened lately (measured on AWS 2015: fewer workloads above the
 # docs rule than weighting every scenario alike, or 0.8).
 HISTORY_WEIGHT = 0.5
-# Training cost a higher limit may add, per unit of work / slack, and still replace the chosen one as insurance (see
-# `_retune_limit`): 2% at a deadline of 1.25x the work, 0.5% at 2x, 0.25% at 3x. Measured on AWS 2015 g2.2xlarge:
-# mean cost / hindsight 1.242 -> 1.229, 96-h jobs at slack 1.25 1.071 -> 1.000 of the best static plan; a flat 2%
-# at every slack lost as much at slack 4 (paying spikes the job could have waited out) as it won at 1.25.
+# Training cost a higher limit (`_retune_limit`) or zones behind the chosen bid (`_broaden`) may add, per unit of
+# work / slack, and still replace the chosen plan as insurance: 2% at a deadline of 1.25x the work, 0.5% at 2x, 0.25%
+# at 3x. Measured on AWS 2015 g2.2xlarge (limits): mean cost / hindsight 1.242 -> 1.229, 96-h jobs at slack 1.25
+# 1.071 -> 1.000 of the best static plan; a flat 2% at every slack lost as much at slack 4 (paying spikes the job
+# could have waited out) as it won at 1.25. On spot-availability 2022 (zones): 1.489 -> 1.423, and a flat 1% at every
+# slack cost GCP H100 1.342 -> 1.349 (this: 1.343) in extra moves at loose deadlines.
 INSURANCE_TOLERANCE = 0.005
 # With slack of THRIFT_SPARE x the work or more, the limit moves the other way (`_retune_limit`): down, as far as
 # training costs at most THRIFT_TOLERANCE x slack / work more (1.5% at a deadline of 4x the work). Training ties
@@ -328,12 +330,16 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
-    floors = {b.market: THRIFT_FLOOR * _median_peak(plain_paths, b.market) for b in cands[solution.index].plan.bids}
-    retuned = _retune_limit(workload, cands, cost, meet, q, plain, solution.index, cap, floors)
     notes = [solution.note] if solution.note else []
-    if retuned != solution.index:
-        notes.append(_retune_note(workload, cands, cost, plain, q, solution.index, retuned))
-        solution = replace(solution, index=retuned)
+    affordable = cost @ plain <= (math.inf if workload.budget is None else workload.budget)
+    broad = _broaden(workload, cands, cost, meet, q, solution.index, affordable)
+    if broad != solution.index:
+        notes.append(_broaden_note(cands, cost, q, solution.index, broad))
+    floors = {b.market: THRIFT_FLOOR * _median_peak(plain_paths, b.market) for b in cands[broad].plan.bids}
+    retuned = _retune_limit(workload, cands, cost, meet, q, plain, broad, cap, floors, affordable)
+    if retuned != broad:
+        notes.append(_retune_note(workload, cands, cost, plain, q, broad, retuned))
+    solution = replace(solution, index=retuned)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
@@ -348,18 +354,53 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           outage_chance=float(outage_used))
 
 
+def _broaden(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray, index: int,
+             affordable: np.ndarray) -> int:
+    """The chosen bids with the most zones behind them (the same bids first, in order, at the same limits; its guard
+    and reservation) that training prices at most INSURANCE_TOLERANCE x work / slack more and that meet the target as
+    often, the cheapest of those. A zone waited on costs nothing until the ones before it fail, and in training only
+    the restarts of moving to it when the first zone blinks; it is insurance against a first zone out longer than the
+    history showed, worth most near a tight deadline (an exact tie the solver already settles this way)."""
+    chosen = cands[index]
+    head = list(chosen.plan.bids)
+    if not head:
+        return index
+    spare = max(w.deadline_hours - w.hours, 1e-9) / w.hours
+    ceiling = float(cost[index] @ q) * (1 + INSURANCE_TOLERANCE / spare)
+    floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
+    best = index
+    for p, c in enumerate(cands):
+        if (list(c.plan.bids[:len(head)]) != head or c.guard != chosen.guard or c.reservation != chosen.reservation
+                or not affordable[p] or meet[p] @ q < floor or cost[p] @ q > ceiling):
+            continue
+        if (len(c.plan.bids), -cost[p] @ q) > (len(cands[best].plan.bids), -cost[best] @ q):
+            best = p
+    return best
+
+
+def _broaden_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int, broad: int) -> str:
+    added = [b.market for b in cands[broad].plan.bids[len(cands[chosen].plan.bids):]]
+    extra = float(cost[broad] @ q) / float(cost[chosen] @ q) - 1
+    return (f"added {', '.join(added)} behind the chosen bid: a zone waited on costs nothing until the ones before it "
+            f"fail, and a first zone out longer than the history showed is what it is for; {extra:+.1%} expected cost "
+            f"in training")
+
+
 def _retune_limit(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
-                  plain: np.ndarray, index: int, cap: float, floors: dict[str, float] | None = None) -> int:
+                  plain: np.ndarray, index: int, cap: float, floors: dict[str, float] | None = None,
+                  affordable: np.ndarray | None = None) -> int:
     """A single bid's limit moved as far as training allows, the same market, guard and reservation, meeting the target
     as often: up to `cap` costing at most INSURANCE_TOLERANCE x work / slack more, or, with THRIFT_SPARE x the work
     of slack or more, down (not below its market's `floors` price) costing at most THRIFT_TOLERANCE x slack / work
     more. A limit no training spike reached costs nothing more in training but rides out the spike the history never
     showed, worth most near a tight deadline, where a preemption sends the rest of the job to on-demand; with days to
     spare, waiting that spike out is cheaper than paying it. Costs are weighed with `plain` (no assumed outages: with
-    its market out, every limit costs the same). A ladder's limits only move down (`_lower_ladder_limits`)."""
+    its market out, every limit costs the same). A ladder's limits only move down (`_lower_ladder_limits`). Only
+    `affordable` candidates (within the budget) are moved to."""
     chosen, floors = cands[index], floors or {}
+    affordable = np.ones(len(cands), dtype=bool) if affordable is None else affordable
     if len(chosen.plan.bids) > 1:
-        return _lower_ladder_limits(w, cands, cost, meet, q, index, floors)
+        return _lower_ladder_limits(w, cands, cost, meet, q, index, floors, affordable)
     if not chosen.plan.bids:
         return index
     spare = max(w.deadline_hours - w.hours, 1e-9) / w.hours
@@ -370,7 +411,7 @@ def _retune_limit(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
     best, limit = index, chosen.plan.bids[0].limit_price
     floor_price = floors.get(chosen.plan.bids[0].market, 0.0)
     for p, c in enumerate(cands):
-        if not _same_bids(c, chosen) or meet[p] @ q < floor or cost[p] @ plain > ceiling:
+        if not _same_bids(c, chosen) or not affordable[p] or meet[p] @ q < floor or cost[p] @ plain > ceiling:
             continue
         other = c.plan.bids[0].limit_price
         if (limit < other <= cap + 1e-9) if up else (floor_price <= other < limit):
@@ -379,7 +420,7 @@ def _retune_limit(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
 
 
 def _lower_ladder_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
-                         index: int, floors: dict[str, float]) -> int:
+                         index: int, floors: dict[str, float], affordable: np.ndarray) -> int:
     """The chosen ladder with every limit as low or lower, none below its market's `floors` price, the same zones in
     the same order, guard and reservation, costing at most LADDER_TOLERANCE more in training (outages included: a
     limit under a backup zone's price drops that zone) and meeting the target as often; the lowest such top limit.
@@ -392,7 +433,7 @@ def _lower_ladder_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, 
     floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
     best, top = index, limits.max()
     for p, c in enumerate(cands):
-        if not _same_bids(c, chosen) or meet[p] @ q < floor or cost[p] @ q > ceiling:
+        if not _same_bids(c, chosen) or not affordable[p] or meet[p] @ q < floor or cost[p] @ q > ceiling:
             continue
         other = np.array([b.limit_price for b in c.plan.bids])
         if (other <= limits + 1e-12).all() and (other >= lowest - 1e-12).all() and other.max() < top:
