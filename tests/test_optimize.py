@@ -241,6 +241,8 @@ def test_a_limit_moves_up_near_a_tight_deadline_and_down_with_days_to_spare() ->
     # 24 h of slack on 96 h of work: up to 2% more in training buys the highest limit under the 30 $ cap (40 is above
     # it, the 4-h guard is another plan); 144 h of slack: 0.33%, only the exact tie at 10 $
     assert _retune_limit(tight, cands, cost, meet, q, q, 0, cap=30.0) == 3
+    over_budget = np.array([False, False, False, True, False, False])
+    assert _retune_limit(tight, cands, cost, meet, q, q, 0, cap=30.0, affordable=~over_budget) == 2
     assert "from $5.00 to $30.00 as insurance" in _retune_note(tight, cands, cost, q, q, 0, 3)
     assert "+1.5% expected cost" in _retune_note(tight, cands, cost, q, q, 0, 3)
     assert _retune_limit(roomy, cands, cost, meet, q, q, 0, cap=30.0) == 1
