@@ -329,14 +329,14 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                          budget_weights=plain)
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
-    cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, solution.index), train)
     notes = [solution.note] if solution.note else []
-    affordable = cost @ plain <= (math.inf if workload.budget is None else workload.budget)
-    broad = _broaden(workload, cands, cost, meet, q, solution.index, affordable)
+    budget = math.inf if workload.budget is None else workload.budget
+    broad = _broaden(workload, cands, cost, meet, q, solution.index, cost @ plain <= budget)
     if broad != solution.index:
         notes.append(_broaden_note(cands, cost, q, solution.index, broad))
+    cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored_limits(pool, cands, broad), train)
     floors = {b.market: THRIFT_FLOOR * _median_peak(plain_paths, b.market) for b in cands[broad].plan.bids}
-    retuned = _retune_limit(workload, cands, cost, meet, q, plain, broad, cap, floors, affordable)
+    retuned = _retune_limit(workload, cands, cost, meet, q, plain, broad, cap, floors, cost @ plain <= budget)
     if retuned != broad:
         notes.append(_retune_note(workload, cands, cost, plain, q, broad, retuned))
     solution = replace(solution, index=retuned)
@@ -379,9 +379,10 @@ def _broaden(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.nda
 
 
 def _broaden_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int, broad: int) -> str:
+    """What `_broaden` added and the training cost it added."""
     added = [b.market for b in cands[broad].plan.bids[len(cands[chosen].plan.bids):]]
     extra = float(cost[broad] @ q) / float(cost[chosen] @ q) - 1
-    return (f"added {', '.join(added)} behind the chosen bid: a zone waited on costs nothing until the ones before it "
+    return (f"added {', '.join(added)} behind the chosen bids: a zone waited on costs nothing until the ones before it "
             f"fail, and a first zone out longer than the history showed is what it is for; {extra:+.1%} expected cost "
             f"in training")
 
@@ -473,6 +474,7 @@ def _retune_note(w: Workload, cands: list[Candidate], cost: np.ndarray, plain: n
                 f"preemption")
     return (f"limit lowered from {limits(chosen)} to {limits(retuned)}: with {slack:g} h of slack a spike the "
             f"history did not show is cheaper waited out than paid; {extra:+.1%} expected cost in training")
+
 
 def _unscored_limits(pool: list[Candidate], cands: list[Candidate], index: int) -> list[Candidate]:
     """The chosen bid or ladder at the pool's other limits, same guard and reservation, that the rounds left
