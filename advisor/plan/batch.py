@@ -107,14 +107,19 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     # slot (-1 waiting .. n_mkt the reservation) -> a column that exists, read where it does not matter; a table
     # lookup is ~10x cheaper than np.clip on every hour
     column_of = np.clip(np.arange(-1, n_mkt + 1), 0, max(n_mkt - 1, 0))
+    # work drops by at most an hour an hour, so no row can be done before this hour
+    first_done = max(int(np.floor(workload.hours - 1.0)), 0)
 
     for t in range(deadline):
         active = rem > EPS
-        if not active.any():
+        if t >= first_done and not active.any():
             break
-        guard |= active & (rem + ro >= (deadline - t) - margin)
+        # a finished row's guard is never read again
+        guard |= rem + ro >= (deadline - t) - margin
         # the slot held last hour is usable this hour (a reservation always is)
-        holds = (cur >= n_mkt) | (usable_flat[t].take(slot_base + column_of[cur + 1]) if n_mkt else False)
+        holds = usable_flat[t].take(slot_base + column_of[cur + 1]) if n_mkt else np.zeros(n, dtype=bool)
+        if res is not None:
+            holds |= cur >= n_mkt
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = np.full(n, reserved)
         else:
@@ -135,17 +140,17 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         fin = run & (gain >= rem - EPS)
         used = np.where(fin, np.where(restart, ro, 0.0) + rem, 1.0)
         work = np.where(fin, rem, gain)
-        on_market = run & (choice < n_mkt)
+        on_market = run & (choice < n_mkt) if res is not None else run
         step_price = price_flat[t].take(price_base + column_of[choice + 1]) if n_mkt else np.zeros(n)
         cost += np.where(on_market, step_price * used, 0.0)
         if by_market:
             hours[rows[run], column[choice[run]]] += used[run]  # one cell per row: no repeated index
-        res_steps += choice == reserved
-        rem = np.where(run, rem - work, rem)
+        if res is not None:
+            res_steps += choice == reserved
+        rem = np.where(run, rem - work, rem)  # a finishing row's work is all of what remained: rem - rem = 0
         since = np.where(run, since + work, since)
         since = np.zeros(n) if every <= 0 else since - every * np.floor((since + EPS) / every)
         finish = np.where(fin, t + used, finish)
-        rem = np.where(fin, 0.0, rem)
         cur = np.where(active, choice, cur)
 
     finished = rem <= EPS
