@@ -363,23 +363,25 @@ def test_a_bid_gets_the_zones_behind_it_that_training_prices_within_the_insuranc
 
     b, c = (SPOT.replace("us-central5-a", z) for z in ("us-central5-b", "us-central5-c"))
 
-    def bids(*markets: str, guard: float = 2.0) -> Candidate:
-        plan = Plan(bids=tuple(Bid(m, 9.0) for m in markets), fallback=(Fallback(OD),), guard_margin_hours=guard)
+    def bids(*markets: str, guard: float = 2.0, limit: float = 9.0) -> Candidate:
+        plan = Plan(bids=tuple(Bid(m, limit) for m in markets), fallback=(Fallback(OD),), guard_margin_hours=guard)
         return Candidate(plan, " > ".join(markets), guard, NONE)
 
     # zones waited on cost only the restarts of moving to them in training; a first zone out for longer than the
     # history showed is what they are for, worth most near the deadline: up to 2% more at 6 h of slack on 24 h of
-    # work, 0.17% at 72 h. Not: other first zones, other guards, over the tolerance or the budget
-    cands = [bids(SPOT), bids(SPOT, b), bids(SPOT, b, c), bids(b, SPOT, c), bids(SPOT, b, c, guard=4.0), bids(SPOT, c)]
-    cost = np.array([100.0, 100.4, 101.9, 90.0, 90.0, 100.1])[:, None] * np.ones((1, 2))
-    meet, q = np.ones((6, 2), dtype=bool), np.full(2, 0.5)
+    # work, 0.17% at 72 h. Not: other first zones, other guards, another limit for the zone chosen (that is a new
+    # plan, not zones behind it), over the tolerance or the budget
+    cands = [bids(SPOT), bids(SPOT, b), bids(SPOT, b, c), bids(b, SPOT, c), bids(SPOT, b, c, guard=4.0), bids(SPOT, c),
+             bids(SPOT, b, c, limit=20.0)]
+    cost = np.array([100.0, 100.4, 101.9, 90.0, 90.0, 100.1, 100.0])[:, None] * np.ones((1, 2))
+    meet, q = np.ones((7, 2), dtype=bool), np.full(2, 0.5)
     tight, loose = Workload(hours=24, deadline_hours=30), Workload(hours=24, deadline_hours=96)
-    everything = np.ones(6, dtype=bool)
+    everything = np.ones(7, dtype=bool)
     assert _broaden(tight, cands, cost, meet, q, 0, everything) == 2
     assert _broaden(tight, cands, cost, meet, q, 1, everything) == 2
     assert _broaden(loose, cands, cost, meet, q, 0, everything) == 5  # +0.1%, not +0.4%
     cost[2] = 102.5
     assert _broaden(tight, cands, cost, meet, q, 0, everything) == 5  # two zones, the cheaper pair
-    assert _broaden(tight, cands, cost, meet, q, 0, np.array([True, True, True, True, True, False])) == 1
+    assert _broaden(tight, cands, cost, meet, q, 0, np.array([True, True, True, True, True, False, True])) == 1
     meet[1, 0] = meet[5, 0] = False  # more zones that miss the deadline more often are no gain
     assert _broaden(tight, cands, cost, meet, q, 0, everything) == 0
