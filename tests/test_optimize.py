@@ -11,7 +11,8 @@ from conftest import HEADER
 
 from advisor import store
 from advisor.optimize import InfeasibleError, recommend, solve
-from advisor.plan import Workload
+from advisor.optimize.candidates import NONE, Candidate
+from advisor.plan import Bid, Fallback, Plan, Workload
 
 SPOT = "mithril:us-central5-a:h100-80gb.sxm.8x:spot"
 OD = "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
@@ -42,6 +43,13 @@ def build_zone_store(tmp_path: Path, zones: dict, od_price: float = 20.0, weeks:
         files.append(tmp_path / "offers.csv")
     store.ingest_files(con, files)
     return con
+
+
+def candidate(*bids: Bid, guard: float = 2.0) -> Candidate:
+    """A candidate bidding `bids` in order, falling back to OD, at a guard margin: the pieces the post-MIP moves
+    compare (its ladder id is its markets in order)."""
+    plan = Plan(bids=bids, fallback=(Fallback(OD),), guard_margin_hours=guard)
+    return Candidate(plan, " > ".join(b.market for b in bids), guard, NONE)
 
 
 def w(**kw) -> Workload:
@@ -202,17 +210,10 @@ def test_fallbacks_stop_at_the_first_on_demand_market_that_is_always_there() -> 
 
 
 def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
-    from advisor.optimize.candidates import NONE, Candidate
-    from advisor.plan import Bid, Fallback, Plan
-
     a, b, c = (f"mithril:us-central5-{z}:h100-80gb.sxm.8x:spot" for z in "abc")
-
-    def cand(bids: tuple[Bid, ...], guard: float = 2.0) -> Candidate:
-        plan = Plan(bids=bids, fallback=(Fallback(OD),), guard_margin_hours=guard)
-        return Candidate(plan, " > ".join(x.market for x in bids), guard, NONE)
-
-    cands = [cand((Bid(a, 5.0),)), cand((Bid(a, 5.0), Bid(b, 5.0))), cand((Bid(a, 5.0), Bid(b, 5.0), Bid(c, 5.0))),
-             cand((Bid(a, 5.0), Bid(b, 5.0)), guard=4.0), cand((Bid(a, 6.0), Bid(b, 5.0)))]
+    cands = [candidate(Bid(a, 5.0)), candidate(Bid(a, 5.0), Bid(b, 5.0)),
+             candidate(Bid(a, 5.0), Bid(b, 5.0), Bid(c, 5.0)), candidate(Bid(a, 5.0), Bid(b, 5.0), guard=4.0),
+             candidate(Bid(a, 6.0), Bid(b, 5.0))]
     cost = np.array([[10.0, 10.0], [10.0, 10.0], [10.0, 10.5], [10.0, 10.0], [10.0, 10.0]])
     meet = np.ones((5, 2), dtype=bool)
     # zone a never failed in training: a > b ties with a alone and wins; a > b > c costs more once; the same two zones
@@ -224,15 +225,10 @@ def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
 
 
 def test_a_limit_moves_up_near_a_tight_deadline_and_down_with_days_to_spare() -> None:
-    from advisor.optimize.candidates import NONE, Candidate
     from advisor.optimize.recommend import _retune_limit, _retune_note
-    from advisor.plan import Bid, Fallback, Plan
 
-    def cand(limit: float, guard: float = 2.0) -> Candidate:
-        plan = Plan(bids=(Bid(SPOT, limit),), fallback=(Fallback(OD),), guard_margin_hours=guard)
-        return Candidate(plan, f"{SPOT}@{limit:g}", guard, NONE)
-
-    cands = [cand(5.0), cand(10.0), cand(20.0), cand(30.0), cand(40.0), cand(30.0, guard=4.0)]
+    cands = [candidate(Bid(SPOT, lim)) for lim in (5.0, 10.0, 20.0, 30.0, 40.0)]
+    cands.append(candidate(Bid(SPOT, 30.0), guard=4.0))
     cost = np.array([100.0, 100.0, 101.0, 101.5, 100.0, 90.0])[:, None] * np.ones((1, 2))
     meet = np.ones((6, 2), dtype=bool)
     q = np.full(2, 0.5)
@@ -258,16 +254,13 @@ def test_a_limit_moves_up_near_a_tight_deadline_and_down_with_days_to_spare() ->
 
 
 def test_a_ladder_takes_the_lowest_limits_training_ties_at_any_slack_and_never_raises_them() -> None:
-    from advisor.optimize.candidates import NONE, Candidate
     from advisor.optimize.recommend import _retune_limit, _retune_note
-    from advisor.plan import Bid, Fallback, Plan
 
     other = "mithril:us-central5-b:h100-80gb.sxm.8x:spot"
 
     def ladder(a: float, b: float, first: str = SPOT, guard: float = 2.0) -> Candidate:
         second = other if first == SPOT else SPOT
-        plan = Plan(bids=(Bid(first, a), Bid(second, b)), fallback=(Fallback(OD),), guard_margin_hours=guard)
-        return Candidate(plan, f"{first} > {second}", guard, NONE)
+        return candidate(Bid(first, a), Bid(second, b), guard=guard)
 
     # a climb in the zone it is on sends a low-limit ladder to the next zone for a restart: among limits training
     # ties (within 3%), the lowest; a cheaper plan elsewhere (other order, other guard) is the MIP's business
@@ -357,15 +350,12 @@ def test_outage_copies_take_each_market_out_with_its_chance_and_keep_the_weights
 
 
 def test_a_bid_gets_the_zones_behind_it_that_training_prices_within_the_insurance_tolerance() -> None:
-    from advisor.optimize.candidates import NONE, Candidate
     from advisor.optimize.recommend import _broaden
-    from advisor.plan import Bid, Fallback, Plan
 
     b, c = (SPOT.replace("us-central5-a", z) for z in ("us-central5-b", "us-central5-c"))
 
     def bids(*markets: str, guard: float = 2.0, limit: float = 9.0) -> Candidate:
-        plan = Plan(bids=tuple(Bid(m, limit) for m in markets), fallback=(Fallback(OD),), guard_margin_hours=guard)
-        return Candidate(plan, " > ".join(markets), guard, NONE)
+        return candidate(*(Bid(m, limit) for m in markets), guard=guard)
 
     # zones waited on cost only the restarts of moving to them in training; a first zone out for longer than the
     # history showed is what they are for, worth most near the deadline: up to 2% more at 6 h of slack on 24 h of

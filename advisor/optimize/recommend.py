@@ -365,15 +365,11 @@ def _broaden(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.nda
     head = list(chosen.plan.bids)
     if not head:
         return index
-    spare = max(w.deadline_hours - w.hours, 1e-9) / w.hours
-    ceiling = float(cost[index] @ q) * (1 + INSURANCE_TOLERANCE / spare)
-    floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
-    best = index
-    for p, c in enumerate(cands):
-        if (list(c.plan.bids[:len(head)]) != head or c.guard != chosen.guard or c.reservation != chosen.reservation
-                or not affordable[p] or meet[p] @ q < floor or cost[p] @ q > ceiling):
-            continue
-        if (len(c.plan.bids), -cost[p] @ q) > (len(cands[best].plan.bids), -cost[best] @ q):
+    mean, best = cost @ q, index
+    for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, INSURANCE_TOLERANCE / _spare(w), affordable)):
+        c = cands[p]
+        if (list(c.plan.bids[:len(head)]) == head and c.guard == chosen.guard and c.reservation == chosen.reservation
+                and (len(c.plan.bids), -mean[p]) > (len(cands[best].plan.bids), -mean[best])):
             best = p
     return best
 
@@ -404,17 +400,15 @@ def _retune_limit(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
         return _lower_ladder_limits(w, cands, cost, meet, q, index, floors, affordable)
     if not chosen.plan.bids:
         return index
-    spare = max(w.deadline_hours - w.hours, 1e-9) / w.hours
+    spare = _spare(w)
     up = spare < THRIFT_SPARE
     tolerance = INSURANCE_TOLERANCE / spare if up else THRIFT_TOLERANCE * spare
-    ceiling = float(cost[index] @ plain) * (1 + tolerance)
-    floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
     best, limit = index, chosen.plan.bids[0].limit_price
     floor_price = floors.get(chosen.plan.bids[0].market, 0.0)
-    for p, c in enumerate(cands):
-        if not _same_bids(c, chosen) or not affordable[p] or meet[p] @ q < floor or cost[p] @ plain > ceiling:
+    for p in np.flatnonzero(_no_worse(w, cost, meet, q, plain, index, tolerance, affordable)):
+        if not _same_bids(cands[p], chosen):
             continue
-        other = c.plan.bids[0].limit_price
+        other = cands[p].plan.bids[0].limit_price
         if (limit < other <= cap + 1e-9) if up else (floor_price <= other < limit):
             best, limit = p, other
     return best
@@ -430,16 +424,28 @@ def _lower_ladder_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, 
     chosen = cands[index]
     limits = np.array([b.limit_price for b in chosen.plan.bids])
     lowest = np.array([floors.get(b.market, 0.0) for b in chosen.plan.bids])
-    ceiling = float(cost[index] @ q) * (1 + LADDER_TOLERANCE)
-    floor = min(w.target_probability, float(meet[index] @ q)) - 1e-12
     best, top = index, limits.max()
-    for p, c in enumerate(cands):
-        if not _same_bids(c, chosen) or not affordable[p] or meet[p] @ q < floor or cost[p] @ q > ceiling:
+    for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, LADDER_TOLERANCE, affordable)):
+        if not _same_bids(cands[p], chosen):
             continue
-        other = np.array([b.limit_price for b in c.plan.bids])
+        other = np.array([b.limit_price for b in cands[p].plan.bids])
         if (other <= limits + 1e-12).all() and (other >= lowest - 1e-12).all() and other.max() < top:
             best, top = p, other.max()
     return best
+
+
+def _spare(w: Workload) -> float:
+    """The slack as a multiple of the work: (deadline - work) / work."""
+    return max(w.deadline_hours - w.hours, 1e-9) / w.hours
+
+
+def _no_worse(w: Workload, cost: np.ndarray, meet: np.ndarray, q: np.ndarray, weights: np.ndarray, index: int,
+              tolerance: float, affordable: np.ndarray) -> np.ndarray:
+    """The candidates a move after the MIP may go to (bool per candidate): `affordable` (within the budget), meeting
+    the deadline as often as the chosen one (or the target), costing at most `tolerance` more under `weights`."""
+    rate, mean = meet @ q, cost @ weights
+    floor = min(w.target_probability, float(rate[index])) - 1e-12
+    return affordable & (rate >= floor) & (mean <= float(mean[index]) * (1 + tolerance))
 
 
 def _median_peak(paths: MarketPaths, market: str) -> float:
