@@ -375,3 +375,40 @@ def test_a_bid_gets_the_zones_behind_it_that_training_prices_within_the_insuranc
     assert _broaden(tight, cands, cost, meet, q, 0, np.array([True, True, True, True, True, False, True])) == 1
     meet[1, 0] = meet[5, 0] = False  # more zones that miss the deadline more often are no gain
     assert _broaden(tight, cands, cost, meet, q, 0, everything) == 0
+
+
+def test_a_guard_margin_goes_down_to_the_smallest_training_ties_and_never_up() -> None:
+    from advisor.optimize.recommend import _guard_note, _lower_guard
+
+    # spot scarce in every training scenario: the job runs on on-demand whatever the margin, and margins tie; the
+    # smallest keeps more of the window for spot that comes back. Not: another limit, over 0.1% more, over the
+    # budget, a lower P(meet), or up from a smaller margin
+    cands = [candidate(Bid(SPOT, 9.0), guard=g) for g in (8.0, 4.0, 2.0, 14.0)] + [candidate(Bid(SPOT, 20.0))]
+    cost = np.array([100.0, 100.05, 100.08, 99.0, 90.0])[:, None] * np.ones((1, 2))
+    meet, q = np.ones((5, 2), dtype=bool), np.full(2, 0.5)
+    everything = np.ones(5, dtype=bool)
+    assert _lower_guard(w(), cands, cost, meet, q, 0, everything) == 2
+    assert "from 8 h to 2 h" in _guard_note(cands, cost, q, 0, 2) and "+0.08%" in _guard_note(cands, cost, q, 0, 2)
+    assert _lower_guard(w(), cands, cost, meet, q, 0, np.array([True, True, False, True, True])) == 1
+    cost[2] = 100.2
+    assert _lower_guard(w(), cands, cost, meet, q, 0, everything) == 1
+    assert _lower_guard(w(), cands, cost, meet, q, 2, everything) == 2  # 8 h is cheaper, but a larger margin
+    meet[1, 0] = False
+    assert _lower_guard(w(), cands, cost, meet, q, 0, everything) == 0
+
+
+def test_moves_after_the_mip_score_the_plans_they_need_that_the_rounds_left_out() -> None:
+    from advisor.optimize.recommend import _at_other_guards, _at_other_limits, _extends, _unscored
+
+    b = SPOT.replace("us-central5-a", "us-central5-b")
+    chosen = candidate(Bid(SPOT, 9.0), guard=8.0)
+    behind = candidate(Bid(SPOT, 9.0), Bid(b, 9.0), guard=8.0)
+    pool = [chosen, behind, candidate(Bid(SPOT, 9.0), Bid(b, 9.0)), candidate(Bid(SPOT, 20.0), Bid(b, 20.0), guard=8.0),
+            candidate(Bid(b, 9.0), Bid(SPOT, 9.0), guard=8.0), candidate(Bid(SPOT, 9.0)), candidate(Bid(SPOT, 20.0)),
+            candidate(Bid(SPOT, 20.0), guard=8.0)]
+    assert _unscored(pool, [chosen], _extends(chosen)) == [behind]
+    assert _unscored(pool, [chosen, behind], _extends(chosen)) == []
+    assert _unscored(pool, [chosen], _at_other_guards(chosen)) == [pool[5]]
+    assert _unscored(pool, [chosen], _at_other_limits(chosen)) == [pool[7]]
+    nothing = candidate()
+    assert _unscored(pool, [nothing], _extends(nothing)) == _unscored(pool, [nothing], _at_other_guards(nothing)) == []
