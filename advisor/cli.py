@@ -416,7 +416,7 @@ def _gpus_of_type(con, instance_type: str, need_gpus: bool) -> int | None:
 
 
 def _print_summary(report: dict) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)  # long market names stay on their line when the summary is piped or pasted
     cost = report["cost"]
     console.print(f"[bold]Recommended plan[/bold] (as of {report['data']['as_of']}, "
                   f"{report['data']['scenarios']['evaluation']} fresh scenarios)")

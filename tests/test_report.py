@@ -104,6 +104,8 @@ def test_recommend_summary_and_gpu_hours() -> None:
     assert result.exit_code == 0, result.stderr
     assert "Recommended plan" in result.stdout and "P(meet deadline)" in result.stdout
     assert "Savings against on-demand only" in result.stdout
+    bids = [line for line in result.stdout.splitlines() if "Bid on" in line]
+    assert bids and all(line.endswith("/instance-hour") for line in bids)  # not broken at 80 columns when piped
 
 
 @pytest.mark.parametrize(("args", "text"), [
