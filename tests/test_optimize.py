@@ -412,3 +412,20 @@ def test_moves_after_the_mip_score_the_plans_they_need_that_the_rounds_left_out(
     assert _unscored(pool, [chosen], _at_other_limits(chosen)) == [pool[7]]
     nothing = candidate()
     assert _unscored(pool, [nothing], _extends(nothing)) == _unscored(pool, [nothing], _at_other_guards(nothing)) == []
+
+
+def test_a_single_bid_gets_ladders_headed_by_it_from_the_other_zones_of_the_pools_ladders() -> None:
+    from advisor.optimize.recommend import _headed_by
+
+    # the pool's ladders start with the zone cheapest per hour obtained (b); a bid chosen on a (never out in a short
+    # history) gets b and c behind it at their ladder's limits and its own guard, as `_broaden` may then take
+    b, c = (SPOT.replace("us-central5-a", z) for z in ("us-central5-b", "us-central5-c"))
+    chosen = candidate(Bid(SPOT, 9.0))
+    pool = [chosen, candidate(Bid(b, 9.0)), candidate(Bid(b, 2.0), Bid(SPOT, 3.0)),
+            candidate(Bid(b, 2.0), Bid(SPOT, 3.0), Bid(c, 4.0)), candidate(Bid(b, 9.0), Bid(SPOT, 9.0), guard=4.0),
+            candidate(Bid(SPOT, 9.0), Bid(c, 4.0))]
+    built = _headed_by(chosen, pool)
+    assert [[(bid.market, bid.limit_price) for bid in x.plan.bids] for x in built] == [
+        [(SPOT, 9.0), (b, 2.0)], [(SPOT, 9.0), (b, 2.0), (c, 4.0)], [(SPOT, 9.0), (b, 9.0)]]
+    assert all(x.guard == 2.0 and x.plan.guard_margin_hours == 2.0 and x.reservation == NONE for x in built)
+    assert _headed_by(pool[2], pool) == [] and _headed_by(candidate(), pool) == []

@@ -336,8 +336,9 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     notes = [solution.note] if solution.note else []
     budget = math.inf if workload.budget is None else workload.budget
+    chosen = cands[solution.index]
     cands, cost, meet = _score_more(workload, cands, cost, meet,
-                                    _unscored(pool, cands, _extends(cands[solution.index])), train)
+                                    _unscored(pool, cands, _extends(chosen)) + _headed_by(chosen, pool), train)
     broad = _broaden(workload, cands, cost, meet, q, solution.index, cost @ plain <= budget)
     if broad != solution.index:
         notes.append(_broaden_note(cands, cost, q, solution.index, broad))
@@ -530,6 +531,21 @@ def _extends(chosen: Candidate) -> Callable[[Candidate], bool]:
     head = chosen.plan.bids
     return lambda c: (bool(head) and len(c.plan.bids) > len(head) and c.plan.bids[:len(head)] == head
                       and c.guard == chosen.guard and c.reservation == chosen.reservation)
+
+
+def _headed_by(chosen: Candidate, pool: list[Candidate]) -> list[Candidate]:
+    """Ladders headed by a chosen single bid: it, then the other zones of each ladder in the pool, in that ladder's
+    order at its limits, with the chosen guard. The pool's ladders start with the zone that looks cheapest per hour
+    obtained, so a bid chosen elsewhere (a zone never out in a short history) has no zones behind it there."""
+    if len(chosen.plan.bids) != 1 or chosen.reservation != NONE:
+        return []
+    head, seen, out = chosen.plan.bids, {(c.plan.bids, c.guard) for c in pool}, {}
+    for c in pool:
+        bids = head + tuple(b for b in c.plan.bids if b.market != head[0].market)
+        if len(c.plan.bids) > 1 and len(bids) > 1 and (bids, chosen.guard) not in seen and bids not in out:
+            name = " > ".join(f"{b.market}@{b.limit_price:g}" for b in bids)
+            out[bids] = Candidate(replace(chosen.plan, bids=bids), name, chosen.guard, NONE)
+    return list(out.values())
 
 
 def _at_other_guards(chosen: Candidate) -> Callable[[Candidate], bool]:
