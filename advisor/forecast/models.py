@@ -361,7 +361,7 @@ def _level_step(deseason: np.ndarray, tail: float = 0.05) -> float:
 def fit_student_t(x: np.ndarray, df_bounds: tuple[float, float] = (0.3, 1e4)) -> tuple[float, float]:
     """Maximum-likelihood (df, scale) of a Student-t centred at 0: what scipy.stats.t.fit(x, floc=0) finds, without
     importing scipy.stats or scipy.optimize (~0.6 s of every command). The profile likelihood in log df is maximized
-    by golden-section search; for each df the scale solves its likelihood equation by the EM fixed point."""
+    by golden-section search; for each df the scale solves its likelihood equation by Newton's method."""
     x2 = np.square(np.asarray(x, dtype=float))
     scale2 = max(float(np.median(np.sqrt(x2))) / 0.7407, 1e-12) ** 2  # 0.7407: median |t_4|, a start
 
@@ -376,14 +376,20 @@ def fit_student_t(x: np.ndarray, df_bounds: tuple[float, float] = (0.3, 1e4)) ->
     return df, float(np.sqrt(_t_scale2_given_df(x2, df, scale2)))
 
 
-def _t_scale2_given_df(x2: np.ndarray, df: float, scale2: float, iterations: int = 200) -> float:
-    """The squared scale maximizing a centred t likelihood at fixed df (EM: weights (df+1)/(df + x^2/s^2))."""
+def _t_scale2_given_df(x2: np.ndarray, df: float, scale2: float, iterations: int = 100) -> float:
+    """The squared scale maximizing a centred t likelihood at fixed df: the root of
+    mean((df + 1) x^2 / (df s^2 + x^2)) = 1, which falls in s^2, by Newton's method from `scale2` (the EM fixed point
+    on the same equation took ~80 steps; this takes ~5). A step that would leave s^2 <= 0 halves it instead."""
     for _ in range(iterations):
-        new = max(float(np.mean((df + 1) * x2 / (df + x2 / scale2))), 1e-24)
+        d = df * scale2 + x2
+        r = (df + 1) * x2 / d
+        slope = -float(np.mean(df * r / d))
+        new = scale2 - (float(np.mean(r)) - 1) / slope if slope < 0 else scale2
+        new = new if new > 0 else scale2 / 2
         if abs(new - scale2) <= 1e-12 * scale2:
-            return new
+            return max(new, 1e-24)
         scale2 = new
-    return scale2
+    return max(scale2, 1e-24)
 
 
 def _golden_min(f: Callable[[float], float], lo: float, hi: float, tol: float) -> float:
