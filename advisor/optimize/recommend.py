@@ -118,6 +118,17 @@ class Recommendation:
     outage_chance: float = 0.0  # the chance training gave each bid market of being out all job (0: none)
 
 
+@dataclass
+class Training:
+    """What candidates are scored on: the training paths (outage copies included), their weights `q`, the weights
+    without the assumed outages (`plain`: what a budget holds) and the paths before the copies (`plain_paths`)."""
+
+    paths: MarketPaths
+    q: np.ndarray
+    plain: np.ndarray
+    plain_paths: MarketPaths
+
+
 def work_levels(workload: Workload) -> list[float]:
     """Work hours per scenario group: just `hours`, or five quantiles of the lognormal through hours_p90."""
     if not workload.hours_p90 or workload.hours_p90 <= workload.hours:
@@ -334,27 +345,10 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                          budget_weights=plain)
     except InfeasibleError:
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
-    notes = [solution.note] if solution.note else []
-    budget = math.inf if workload.budget is None else workload.budget
-    chosen = cands[solution.index]
-    cands, cost, meet = _score_more(workload, cands, cost, meet,
-                                    _unscored(pool, cands, _extends(chosen)) + _headed_by(chosen, pool), train)
-    broad = _broaden(workload, cands, cost, meet, q, solution.index, cost @ plain <= budget)
-    if broad != solution.index:
-        notes.append(_broaden_note(cands, cost, q, solution.index, broad))
-    cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored(pool, cands, _at_other_guards(cands[broad])),
-                                    train)
-    guarded = _lower_guard(workload, cands, cost, meet, q, broad, cost @ plain <= budget)
-    if guarded != broad:
-        notes.append(_guard_note(cands, cost, q, broad, guarded))
-    broad = guarded
-    cands, cost, meet = _score_more(workload, cands, cost, meet, _unscored(pool, cands, _at_other_limits(cands[broad])),
-                                    train)
-    floors = {b.market: THRIFT_FLOOR * _median_peak(plain_paths, b.market) for b in cands[broad].plan.bids}
-    retuned = _retune_limit(workload, cands, cost, meet, q, plain, broad, cap, floors, cost @ plain <= budget)
-    if retuned != broad:
-        notes.append(_retune_note(workload, cands, cost, plain, q, broad, retuned))
-    solution = replace(solution, index=retuned)
+    training = Training(train, q, plain, plain_paths)
+    cands, cost, meet, index, notes = _refine(workload, pool, cands, cost, meet, training, solution.index, cap)
+    notes = ([solution.note] if solution.note else []) + notes
+    solution = replace(solution, index=index)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
@@ -367,6 +361,37 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
                           evaluation_paths=fresh, notes=notes,
                           outage_chance=float(outage_used))
+
+
+def _refine(w: Workload, pool: list[Candidate], cands: list[Candidate], cost: np.ndarray, meet: np.ndarray,
+            t: Training, index: int, cap: float) -> tuple[list[Candidate], np.ndarray, np.ndarray, int, list[str]]:
+    """The moves after the MIP, in order: zones behind the chosen bids (`_broaden`), a smaller guard margin on a
+    training tie (`_lower_guard`), the limits retuned (`_retune_limit`); each within the budget and meeting the
+    target as often. Plans a move needs that the rounds left unscored are scored first and appended. Returns the
+    candidates, their (candidate x scenario) cost and deadline met, the final choice and a note per move made."""
+    budget = math.inf if w.budget is None else w.budget
+    notes: list[str] = []
+
+    def score(extra: list[Candidate]) -> None:
+        nonlocal cands, cost, meet
+        cands, cost, meet = _score_more(w, cands, cost, meet, extra, t.paths)
+
+    score(_unscored(pool, cands, _extends(cands[index])) + _headed_by(cands[index], pool))
+    moved = _broaden(w, cands, cost, meet, t.q, index, cost @ t.plain <= budget)
+    if moved != index:
+        notes.append(_broaden_note(cands, cost, t.q, index, moved))
+    index = moved
+    score(_unscored(pool, cands, _at_other_guards(cands[index])))
+    moved = _lower_guard(w, cands, cost, meet, t.q, index, cost @ t.plain <= budget)
+    if moved != index:
+        notes.append(_guard_note(cands, cost, t.q, index, moved))
+    index = moved
+    score(_unscored(pool, cands, _at_other_limits(cands[index])))
+    floors = {b.market: THRIFT_FLOOR * _median_peak(t.plain_paths, b.market) for b in cands[index].plan.bids}
+    moved = _retune_limit(w, cands, cost, meet, t.q, t.plain, index, cap, floors, cost @ t.plain <= budget)
+    if moved != index:
+        notes.append(_retune_note(w, cands, cost, t.plain, t.q, index, moved))
+    return cands, cost, meet, moved, notes
 
 
 def _broaden(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray, index: int,
