@@ -174,6 +174,8 @@ def recommendation_view(rec, report: dict) -> None:
         st.caption(f"Reservation tiers compared: {report['reservation_reason']}")
     for cmd in report["bid_commands"]:
         st.code(cmd, language="bash")
+    with st.expander("What these numbers assume, and what was adjusted after the optimizer"):
+        st.markdown("\n".join(f"- {a}" for a in report["assumptions"]))
     left, right = st.columns(2)
     left.plotly_chart(px.histogram(pd.DataFrame({"cost": rec.chosen.result.cost}), x="cost", nbins=40,
                                    title="Cost over the evaluation scenarios (USD)"), width="stretch")

@@ -438,6 +438,9 @@ def _print_summary(report: dict) -> None:
     print_table(pd.DataFrame(rows), title="alternatives (USD)")
     for cmd in report["bid_commands"]:
         console.print(cmd, highlight=False, markup=False)
+    console.print("Assumptions (and adjustments after the optimizer):", highlight=False)
+    for line in report["assumptions"]:
+        console.print(f"  - {line}", highlight=False, markup=False)
 
 
 @app.command()

@@ -28,6 +28,9 @@ def test_every_view_renders_on_the_demo_data(app: AppTest) -> None:
     assert not at.error
     assert len(at.get("plotly_chart")) >= 5  # cost histogram, timeline, market history, fan chart, availability
     assert len(at.dataframe) >= 3  # plan, alternatives, backtest
+    assumptions = at.expander[0]
+    assert "assume" in assumptions.label
+    assert "forecast scenarios that the optimizer did not see" in assumptions.markdown[0].value
 
 
 def test_changing_the_deadline_changes_the_recommendation(app: AppTest) -> None:

@@ -106,6 +106,7 @@ def test_recommend_summary_and_gpu_hours() -> None:
     assert "Savings against on-demand only" in result.stdout
     bids = [line for line in result.stdout.splitlines() if "Bid on" in line]
     assert bids and all(line.endswith("/instance-hour") for line in bids)  # not broken at 80 columns when piped
+    assert "Assumptions" in result.stdout and "the optimizer did not see" in result.stdout
 
 
 @pytest.mark.parametrize(("args", "text"), [
