@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import HEADER
+from conftest import HEADER, SHARED_DATA
 
 from advisor import store
 from advisor.optimize import InfeasibleError, recommend, solve
@@ -429,3 +429,36 @@ def test_a_single_bid_gets_ladders_headed_by_it_from_the_other_zones_of_the_pool
         [(SPOT, 9.0), (b, 2.0)], [(SPOT, 9.0), (b, 2.0), (c, 4.0)], [(SPOT, 9.0), (b, 9.0)]]
     assert all(x.guard == 2.0 and x.plan.guard_margin_hours == 2.0 and x.reservation == NONE for x in built)
     assert _headed_by(pool[2], pool) == [] and _headed_by(candidate(), pool) == []
+
+
+REAL = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is absent (it sits beside the repo in CI)")
+
+
+@REAL
+def test_real_gcp_a_zone_never_out_in_its_short_history_gets_the_other_zones_behind_it(tmp_path: Path) -> None:
+    # GCP H100 from 6 October 2025 13:00, 12 h due in 15 h: europe-west1-c, never out in the day and a half before,
+    # is chosen; the pool's ladders all start with us-east4-a (cheaper per hour obtained). It went out that night
+    con = store.connect(tmp_path / "gcp.duckdb")
+    store.ingest_files(con, [SHARED_DATA / "gcp-h100-2025" / "dev-zones.csv"])
+    rec = recommend(con, Workload(hours=12, deadline_hours=15), as_of=pd.Timestamp("2025-10-06 13:00"),
+                    instance_type="a3-highgpu-1g", n_train=80, n_eval=80)  # as the backtest does
+    zones = [b.market.split(":")[1] for b in rec.chosen.plan.bids]
+    assert zones[0] == "europe-west1-c" and len(zones) >= 3
+    assert any("behind the chosen bids" in note for note in rec.notes)
+
+
+@REAL
+def test_real_2022_traces_take_the_smallest_guard_margin_when_training_ties_them(tmp_path: Path) -> None:
+    # two zones, two days of history, both mostly out: every margin runs on on-demand in training; the 8 h the MIP
+    # took cost 143.8 $ for 48 h due in 60 h from 28 October 2022, 2 h cost 88.7 $
+    con = store.connect(tmp_path / "aws.duckdb")
+    store.ingest_files(con, [SHARED_DATA / "spot-availability" / "aws-2022-10-26-1node.csv"],
+                       opts=store.StageOptions(price={"p3.2xlarge": 0.918}))
+    (tmp_path / "list.csv").write_text(",".join(HEADER) + "\n2022-10-01T00:00:00Z,aws,us-west-2,,p3.2xlarge,V100,1,"
+                                       "on_demand,3.06,\n")
+    store.ingest_files(con, [tmp_path / "list.csv"])
+    markets = ("aws:us-west-2a:p3.2xlarge:spot", "aws:us-west-2b:p3.2xlarge:spot", "aws:us-west-2:p3.2xlarge:on_demand")
+    rec = recommend(con, Workload(hours=48, deadline_hours=60, markets=markets),
+                    as_of=pd.Timestamp("2022-10-28 00:00"), n_train=80, n_eval=80)  # as the backtest does
+    assert rec.chosen.plan.guard_margin_hours == 2.0 and len(rec.chosen.plan.bids) == 2
+    assert any("guard margin lowered from 8 h to 2 h" in note for note in rec.notes)
