@@ -60,8 +60,9 @@ def assumptions(rec: Recommendation) -> list[str]:
     ]
     if rec.outage_chance:
         out.append(f"In choosing, each spot market bid on was taken to be out for the whole job with chance "
-                   f"{rec.outage_chance:.0%} (a stockout longer than the history showed), so a plan that stakes the "
-                   f"job on one zone pays for that risk; the costs above leave that chance out.")
+                   f"{rec.outage_chance:.0%} (a stockout longer than the history showed; raised in proportion when "
+                   f"the history is shorter than a week), so a plan that stakes the job on one zone pays for that "
+                   f"risk; the costs above leave that chance out.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes
