@@ -476,3 +476,17 @@ def test_real_2022_traces_take_the_smallest_guard_margin_when_training_ties_them
                     as_of=pd.Timestamp("2022-10-28 00:00"), n_train=80, n_eval=80)  # as the backtest does
     assert rec.chosen.plan.guard_margin_hours == 2.0 and len(rec.chosen.plan.bids) == 2
     assert any("guard margin lowered from 8 h to 2 h" in note for note in rec.notes)
+
+
+def test_a_zone_that_flickers_ranks_below_a_steady_one_held_as_often() -> None:
+    from advisor.optimize.candidates import rank_markets
+    from advisor.plan import MarketPaths
+
+    # both zones at 4 $/h with capacity half the hours: a in one-hour blinks (24 restarts a day), b in one long run
+    names = ("a:r:x:spot", "b:r:x:spot", "c:r:x:on_demand")
+    hours = np.arange(48)
+    avail = np.stack([np.where(hours % 2 == 0, 16.0, 0.0), np.where(hours < 24, 16.0, 0.0), np.full(48, np.nan)])
+    mean = np.array([4.0, 4.0, 40.0])[:, None] * np.ones((1, 48))
+    paths = MarketPaths(names, mean[None], mean[None].copy(), avail[None])
+    assert rank_markets(paths, list(names[:2]), 1, 40.0) == ["a:r:x:spot", "b:r:x:spot"]  # per hour held: a tie
+    assert rank_markets(paths, list(names[:2]), 1, 40.0, lost_per_start=0.75) == ["b:r:x:spot", "a:r:x:spot"]

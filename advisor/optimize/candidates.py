@@ -3,7 +3,7 @@
 - Limits come from the forecast (quantiles of each market's simulated hourly peak price) and from fixed multiples
   of the best on-demand price, 0.3x to 3x (second price: a higher limit never raises what an hour costs, only how
   often the bid holds, and so how often the work pays restarts and spike hours).
-- Ladders are ordered bid lists over the markets that look cheapest per hour actually obtained.
+- Ladders are ordered bid lists over the markets that look cheapest per hour of work obtained (restarts counted).
 - Reservations are the store's offers for a matching instance type, in both flexibility tiers, sized to the gang
   and held for the expected work, its P90 (when the work is uncertain), or the whole window.
 """
@@ -79,14 +79,18 @@ def _as_limit(value: float, up: bool = True) -> float:
     return max(math.ceil(value * 100 - 1e-6) / 100 if up else round(value, 2), 0.01)
 
 
-def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float) -> list[str]:
-    """Spot markets ordered by expected price per hour actually obtained at a limit of the on-demand price."""
+def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: float,
+                 lost_per_start: float = 0.0) -> list[str]:
+    """Spot markets ordered by expected price per hour of work obtained at a limit of the on-demand price: each run
+    of usable hours loses `lost_per_start` hours (the restart, and the work since the last checkpoint when it ends),
+    so a zone that flickers ranks below a steady one held as often."""
     scores = {}
     for m in spot:
         i = paths.index(m)
         ok = paths.usable(i, od_price, nodes)
-        share = ok.mean()
-        scores[m] = (np.nanmean(np.where(ok, paths.mean[:, i], np.nan)) / max(share, 1e-3)) if share > 0 else np.inf
+        starts = (ok & ~np.concatenate([np.zeros((ok.shape[0], 1), bool), ok[:, :-1]], axis=1)).sum()
+        share = (ok.sum() - lost_per_start * starts) / ok.size
+        scores[m] = (np.nanmean(np.where(ok, paths.mean[:, i], np.nan)) / max(share, 1e-3)) if ok.any() else np.inf
     return sorted(spot, key=lambda m: scores[m])
 
 
@@ -140,7 +144,8 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
     """Every candidate plan: on-demand only, each bid ladder at each guard margin, each reservation option."""
     fallback = on_demand_fallbacks(on_demand, paths)
     od_price = first_fallback_price(paths, fallback)
-    ranked = rank_markets(paths, spot, workload.nodes, od_price) if spot else []
+    lost = workload.restart_overhead + (workload.checkpoint_every / 2 if workload.checkpoint_every > 0 else 0.0)
+    ranked = rank_markets(paths, spot, workload.nodes, od_price, lost) if spot else []
     grids = {m: limit_grid(paths, m, od_price) for m in ranked[:4]}
     bid_ladders = ladders(ranked, grids, shared=tuple(on_demand_limits(od_price)))
     reservations = reservation_options(offers, workload)
