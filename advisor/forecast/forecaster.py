@@ -18,7 +18,7 @@ from advisor.forecast.models import (
     RegimePriceModel,
     fit_price_model,
 )
-from advisor.plan import MarketPaths
+from advisor.plan import MarketPaths, run_starts
 
 
 def hour_of_week(start: pd.Timestamp, hours: int) -> np.ndarray:
@@ -118,5 +118,5 @@ class Forecaster:
             ok = np.isnan(cap) | (cap >= nodes)
         else:
             ok = paths.usable(i, limit, nodes)
-        starts = ok & ~np.concatenate([np.zeros((ok.shape[0], 1), bool), ok[:, :-1]], axis=1)
+        starts = run_starts(ok)
         return float(ok.sum() / starts.sum()) if starts.sum() else 0.0

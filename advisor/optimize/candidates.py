@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from advisor.backtest.strategies import safe_margin
-from advisor.plan import Bid, Fallback, MarketPaths, Plan, Reservation, Workload
+from advisor.plan import Bid, Fallback, MarketPaths, Plan, Reservation, Workload, run_starts
 
 NONE = "none"
 LIMIT_QUANTILES = (0.5, 0.75, 0.9, 0.97)
@@ -88,10 +88,15 @@ def rank_markets(paths: MarketPaths, spot: list[str], nodes: int, od_price: floa
     for m in spot:
         i = paths.index(m)
         ok = paths.usable(i, od_price, nodes)
-        starts = (ok & ~np.concatenate([np.zeros((ok.shape[0], 1), bool), ok[:, :-1]], axis=1)).sum()
+        starts = run_starts(ok).sum()
         share = (ok.sum() - lost_per_start * starts) / ok.size
         scores[m] = (np.nanmean(np.where(ok, paths.mean[:, i], np.nan)) / max(share, 1e-3)) if ok.any() else np.inf
     return sorted(spot, key=lambda m: scores[m])
+
+
+def ladder_name(bids: tuple[Bid, ...]) -> str:
+    """A ladder's id: its bids in order, `market@limit > ...` (the MIP links a ladder's candidates by it)."""
+    return " > ".join(f"{b.market}@{b.limit_price:g}" for b in bids)
 
 
 def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 4, joint_levels: int = 5,
@@ -110,7 +115,7 @@ def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 4, jo
                   for j in sorted({int(round(x)) for x in np.linspace(0, levels - 1, min(levels, joint_levels))})]
         for limits in spread + [(lim,) * k for lim in shared]:
             bids = tuple(Bid(m, lim) for m, lim in zip(top, limits, strict=True))
-            out[" > ".join(f"{b.market}@{b.limit_price:g}" for b in bids)] = bids
+            out[ladder_name(bids)] = bids
     return out
 
 

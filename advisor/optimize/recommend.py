@@ -21,7 +21,14 @@ import pandas as pd
 from advisor.backtest.strategies import Universe, docs_rule_plan, safe_margin
 from advisor.errors import AdvisorError
 from advisor.forecast import Forecaster
-from advisor.optimize.candidates import NONE, Candidate, build_candidates, finite_peaks, first_fallback_price
+from advisor.optimize.candidates import (
+    NONE,
+    Candidate,
+    build_candidates,
+    finite_peaks,
+    first_fallback_price,
+    ladder_name,
+)
 from advisor.optimize.solver import InfeasibleError, Solution, solve
 from advisor.plan import (
     BatchResult,
@@ -585,8 +592,7 @@ def _headed_by(chosen: Candidate, pool: list[Candidate]) -> list[Candidate]:
     for c in pool:
         bids = head + tuple(b for b in c.plan.bids if b.market != head[0].market)
         if len(c.plan.bids) > 1 and len(bids) > 1 and (bids, chosen.guard) not in seen and bids not in out:
-            name = " > ".join(f"{b.market}@{b.limit_price:g}" for b in bids)
-            out[bids] = Candidate(replace(chosen.plan, bids=bids), name, chosen.guard, NONE)
+            out[bids] = Candidate(replace(chosen.plan, bids=bids), ladder_name(bids), chosen.guard, NONE)
     return list(out.values())
 
 

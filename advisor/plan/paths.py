@@ -62,6 +62,11 @@ class MarketPaths:
         return MarketPaths(self.markets, self.mean[:, :, sl], self.peak[:, :, sl], self.avail[:, :, sl], start)
 
 
+def run_starts(ok: np.ndarray) -> np.ndarray:
+    """Where a run of True begins along the last axis (hours): True at the first hour of each run."""
+    return ok & ~np.concatenate([np.zeros(ok.shape[:-1] + (1,), bool), ok[..., :-1]], axis=-1)
+
+
 def paths_from_hourly(frame: pd.DataFrame, markets: list[str]) -> MarketPaths:
     """One path from the store's long hourly view (`advisor.store.hourly`)."""
     frame = frame.copy()
