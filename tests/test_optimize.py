@@ -280,19 +280,37 @@ def test_a_ladder_takes_the_lowest_limits_training_ties_at_any_slack_and_never_r
 
 
 def test_a_cheap_instance_type_gets_limits_of_at_least_a_cent() -> None:
-    import pandas as pd
-
     from advisor.optimize.candidates import build_candidates
     from advisor.plan import MarketPaths
 
     names = ("aws:a:t2.micro:spot", "aws:b:t2.micro:spot", "aws:r:t2.micro:on_demand")
     mean = np.array([0.004, 0.005, 0.012])[None, :, None] * np.ones((3, 3, 48))
     paths = MarketPaths(names, mean, mean.copy(), np.full((3, 3, 48), np.nan))
-    cands = build_candidates(Workload(hours=10, deadline_hours=20), paths, list(names[:2]), [names[2]],
-                             pd.DataFrame(columns=["provider", "location", "instance_type", "tier", "unit_price",
-                                                   "pause_credit", "return_credit", "min_hours", "max_hours"]))
+    cands = build_candidates(Workload(hours=10, deadline_hours=20), paths, list(names[:2]), [names[2]], _no_offers())
     limits = [b.limit_price for c in cands for b in c.plan.bids]
     assert limits and min(limits) == 0.01  # 0.3 x $0.012 rounds to $0.00; the grid floors it at a cent
+    assert any(len(c.plan.bids) == 2 for c in cands)
+
+
+def _no_offers() -> pd.DataFrame:
+    return pd.DataFrame(columns=["provider", "location", "instance_type", "tier", "unit_price", "pause_credit",
+                                 "return_credit", "min_hours", "max_hours"])
+
+
+def test_no_candidate_bids_below_every_price_its_market_showed() -> None:
+    from advisor.optimize.candidates import build_candidates
+    from advisor.plan import MarketPaths
+
+    # two capacity-bound zones posting a flat 0.3 x on-demand ($7.344); 0.3 x on-demand to the cent is $7.34, a
+    # limit that never holds there: a ladder with it in second place is a bid on its first zone alone
+    names = ("aws:us-west-2a:p3.16xlarge:spot", "aws:us-west-2b:p3.16xlarge:spot",
+             "aws:us-west-2:p3.16xlarge:on_demand")
+    mean = np.array([7.344, 7.344, 24.48])[None, :, None] * np.ones((3, 3, 48))
+    avail = np.where(np.arange(48) % 5 == 0, 0.0, 1.0) * np.ones((3, 3, 48))
+    paths = MarketPaths(names, mean, mean.copy(), avail)
+    cands = build_candidates(Workload(hours=10, deadline_hours=20), paths, list(names[:2]), [names[2]], _no_offers())
+    limits = [b.limit_price for c in cands for b in c.plan.bids]
+    assert limits and min(limits) >= 7.344
     assert any(len(c.plan.bids) == 2 for c in cands)
 
 

@@ -63,7 +63,15 @@ def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
     excursion above on-demand can cost less than the restarts and lost work of being preempted by it."""
     peaks = finite_peaks(paths, market)
     values = [v for v in np.quantile(peaks, LIMIT_QUANTILES) if v <= 1.5 * od_price] if peaks.size else []
-    return sorted({_as_limit(v) for v in values} | set(on_demand_limits(od_price)))
+    floor = price_floor(paths, market)
+    return sorted(lim for lim in {_as_limit(v) for v in values} | set(on_demand_limits(od_price)) if lim >= floor)
+
+
+def price_floor(paths: MarketPaths, market: str) -> float:
+    """The lowest hourly peak price a market shows in any scenario (0 for capacity-only series): a limit below it
+    never holds, so it is no candidate (0.3 x on-demand rounded to the cent can fall just under a posted price)."""
+    peaks = finite_peaks(paths, market)
+    return float(peaks.min()) if peaks.size else 0.0
 
 
 def on_demand_limits(od_price: float) -> list[float]:
@@ -100,10 +108,12 @@ def ladder_name(bids: tuple[Bid, ...]) -> str:
 
 
 def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 4, joint_levels: int = 5,
-            shared: tuple[float, ...] = ()) -> dict[str, tuple[Bid, ...]]:
+            shared: tuple[float, ...] = (), floors: dict[str, float] | None = None) -> dict[str, tuple[Bid, ...]]:
     """Bid ladders: every limit on each of the best markets alone, and the best 2..width markets together at
     `joint_levels` matching points of their grids (spread from the lowest to the highest) and at each `shared`
-    limit (one price for every location of a type: a preempted bid moves to the next zone, not to on-demand)."""
+    limit (one price for every location of a type: a preempted bid moves to the next zone, not to on-demand) that
+    is at or above each zone's price floor in `floors`."""
+    floors = floors or {}
     out: dict[str, tuple[Bid, ...]] = {}
     for m in ranked[:4]:
         for lim in grids[m]:
@@ -113,7 +123,8 @@ def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 4, jo
         levels = min(len(grids[m]) for m in top)
         spread = [tuple(grids[m][-levels + j] for m in top)
                   for j in sorted({int(round(x)) for x in np.linspace(0, levels - 1, min(levels, joint_levels))})]
-        for limits in spread + [(lim,) * k for lim in shared]:
+        together = [(lim,) * k for lim in shared if all(lim >= floors.get(m, 0.0) for m in top)]
+        for limits in spread + together:
             bids = tuple(Bid(m, lim) for m, lim in zip(top, limits, strict=True))
             out[ladder_name(bids)] = bids
     return out
@@ -152,7 +163,8 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
     lost = workload.restart_overhead + (workload.checkpoint_every / 2 if workload.checkpoint_every > 0 else 0.0)
     ranked = rank_markets(paths, spot, workload.nodes, od_price, lost) if spot else []
     grids = {m: limit_grid(paths, m, od_price) for m in ranked[:4]}
-    bid_ladders = ladders(ranked, grids, shared=tuple(on_demand_limits(od_price)))
+    bid_ladders = ladders(ranked, grids, shared=tuple(on_demand_limits(od_price)),
+                          floors={m: price_floor(paths, m) for m in ranked[:4]})
     reservations = reservation_options(offers, workload)
     out = [Candidate(Plan(fallback=fallback, guard_margin_hours=float(workload.horizon)), NONE,
                      float(workload.horizon), NONE)]
