@@ -63,13 +63,12 @@ def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
     excursion above on-demand can cost less than the restarts and lost work of being preempted by it."""
     peaks = finite_peaks(paths, market)
     values = [v for v in np.quantile(peaks, LIMIT_QUANTILES) if v <= 1.5 * od_price] if peaks.size else []
-    floor = price_floor(paths, market)
-    return sorted(lim for lim in {_as_limit(v) for v in values} | set(on_demand_limits(od_price)) if lim >= floor)
+    return sorted({_as_limit(v) for v in values} | set(on_demand_limits(od_price)))
 
 
 def price_floor(paths: MarketPaths, market: str) -> float:
-    """The lowest hourly peak price a market shows in any scenario (0 for capacity-only series): a limit below it
-    never holds, so it is no candidate (0.3 x on-demand rounded to the cent can fall just under a posted price)."""
+    """The lowest hourly peak price a market shows in any scenario (0 for capacity-only series): a bid limited below
+    it never holds (0.3 x on-demand to the cent can fall just under a posted price, or far under a dear zone's)."""
     peaks = finite_peaks(paths, market)
     return float(peaks.min()) if peaks.size else 0.0
 
@@ -111,22 +110,26 @@ def ladders(ranked: list[str], grids: dict[str, list[float]], width: int = 4, jo
             shared: tuple[float, ...] = (), floors: dict[str, float] | None = None) -> dict[str, tuple[Bid, ...]]:
     """Bid ladders: every limit on each of the best markets alone, and the best 2..width markets together at
     `joint_levels` matching points of their grids (spread from the lowest to the highest) and at each `shared`
-    limit (one price for every location of a type: a preempted bid moves to the next zone, not to on-demand) that
-    is at or above each zone's price floor in `floors`."""
+    limit (one price for every location of a type: a preempted bid moves to the next zone, not to on-demand). A bid
+    below its market's price floor in `floors` never holds, so it is left out: the ladder goes on without that zone."""
     floors = floors or {}
     out: dict[str, tuple[Bid, ...]] = {}
+
+    def add(bids: list[Bid]) -> None:
+        live = tuple(b for b in bids if b.limit_price >= floors.get(b.market, 0.0))
+        if live:
+            out[ladder_name(live)] = live
+
     for m in ranked[:4]:
         for lim in grids[m]:
-            out[f"{m}@{lim:g}"] = (Bid(m, lim),)
+            add([Bid(m, lim)])
     for k in range(2, min(width, len(ranked)) + 1):
         top = ranked[:k]
         levels = min(len(grids[m]) for m in top)
         spread = [tuple(grids[m][-levels + j] for m in top)
                   for j in sorted({int(round(x)) for x in np.linspace(0, levels - 1, min(levels, joint_levels))})]
-        together = [(lim,) * k for lim in shared if all(lim >= floors.get(m, 0.0) for m in top)]
-        for limits in spread + together:
-            bids = tuple(Bid(m, lim) for m, lim in zip(top, limits, strict=True))
-            out[ladder_name(bids)] = bids
+        for limits in spread + [(lim,) * k for lim in shared]:
+            add([Bid(m, lim) for m, lim in zip(top, limits, strict=True)])
     return out
 
 
