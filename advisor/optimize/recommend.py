@@ -338,7 +338,10 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
     universe = select_universe(con, workload, instance_type)
     markets = list(universe.spot + universe.on_demand)
-    first, last = coverage(con, markets)
+    _, last = coverage(con, markets)
+    # the history starts at the first spot record: a list price recorded long before (one row dated when it was
+    # quoted) would otherwise open the window with weeks of hours that read as spot capacity out
+    first, _ = coverage(con, list(universe.spot) or markets)
     as_of = parse_ts(as_of).ceil("h") if as_of is not None else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
     if pd.Timestamp(first) >= as_of:
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
