@@ -183,6 +183,16 @@ def test_scenario_weights_move_the_choice_and_the_chance_constraint() -> None:
     assert solve(cands, cost, meet, target=0.8, weights=np.array([0.4, 0.4, 0.1, 0.1])).index == 0  # 90%
 
 
+def test_a_few_history_windows_weigh_in_proportion_to_their_number() -> None:
+    from advisor.optimize.recommend import HISTORY_FULL_WINDOWS, scenario_weights
+
+    # one window of a two-day history is one path, not half of what can happen
+    one = scenario_weights(80, 1, 0.5)
+    assert one.sum() == pytest.approx(1.0) and one[80:].sum() == pytest.approx(0.5 / HISTORY_FULL_WINDOWS)
+    assert scenario_weights(80, HISTORY_FULL_WINDOWS, 0.5)[80:].sum() == pytest.approx(0.5)
+    assert scenario_weights(80, 40, 0.5)[80:].sum() == pytest.approx(0.5)
+
+
 def test_zones_calm_in_turn_get_one_ladder_over_all_of_them(tmp_path: Path) -> None:
     # four zones of one type, each calm (4 $/h) for 6 hours in turn and at 60 $/h otherwise: only a ladder over all
     # four at a limit below 60 always holds a calm zone; any three leave a quarter of the hours to on-demand

@@ -47,6 +47,9 @@ WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 # good both under the model and on what really happened lately (measured on AWS 2015: fewer workloads above the
 # docs rule than weighting every scenario alike, or 0.8).
 HISTORY_WEIGHT = 0.5
+# History windows (one every 12 h that spans the deadline) needed for that full share: a two-day history holds one
+# window for a 48-h deadline, one path, not half of what can happen; fewer windows share it in proportion.
+HISTORY_FULL_WINDOWS = 8
 # Training cost a higher limit (`_retune_limit`) or zones behind the chosen bid (`_broaden`) may add, per unit of
 # work / slack, and still replace the chosen plan as insurance: 2% at a deadline of 1.25x the work, 0.5% at 2x, 0.25%
 # at 3x. Measured on AWS 2015 g2.2xlarge (limits): mean cost / hindsight 1.242 -> 1.229, 96-h jobs at slack 1.25
@@ -223,11 +226,12 @@ def with_history_windows(scenarios: MarketPaths, history: MarketPaths, horizon: 
 
 
 def scenario_weights(n_forecast: int, n_history: int, history_weight: float | None) -> np.ndarray:
-    """Training-scenario weights summing to 1: the recorded-history windows share `history_weight` of the mass
-    (None: every scenario counts the same)."""
+    """Training-scenario weights summing to 1: the recorded-history windows share `history_weight` of the mass, in
+    proportion when there are fewer than HISTORY_FULL_WINDOWS (None: every scenario counts the same)."""
     n = n_forecast + n_history
     if history_weight is None or not n_history or not n_forecast:
         return np.full(n, 1.0 / n)
+    history_weight *= min(1.0, n_history / HISTORY_FULL_WINDOWS)
     return np.concatenate([np.full(n_forecast, (1 - history_weight) / n_forecast),
                            np.full(n_history, history_weight / n_history)])
 
