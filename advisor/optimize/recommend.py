@@ -90,8 +90,8 @@ OUTAGE_FULL_HISTORY_HOURS = 7 * 24
 # 0.39 rode it at 3.15 $, one of 0.19 moved to 1c/1d at 0.07-0.08: 1.90 $).
 LADDER_TOLERANCE = 0.03
 # Training cost a smaller guard margin (`_lower_guard`) may add and still replace the chosen one. Found on
-# spot-availability 2022 (two zones, 2 days of history, both mostly out): margins of 2, 4 and 8 h within 0.02% in
-# training for 48 h due in 60 h; the 8 h and 4 h the MIP took cost 143.8 and 97.8 $ where 2 h cost 88.7 and 79.4.
+# spot-availability 2022 when weeks of phantom hours (before the spot records began) had both zones out: margins of
+# 2, 4 and 8 h within 0.02% in training for 48 h due in 60 h; the 8 h the MIP took cost 143.8 $ where 2 h cost 88.7.
 GUARD_TOLERANCE = 0.001
 INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half again the on-demand hour it replaces
 
