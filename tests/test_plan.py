@@ -225,3 +225,25 @@ def test_guard_covering_overhead_and_checkpoint_never_misses_with_on_demand(case
     margin = 1.0 + w.checkpoint_every
     safe = Plan(bids=plan.bids, fallback=(Fallback(OD),), guard_margin_hours=margin)
     assert replay_batch(w, safe, od_always).finished.all()
+
+
+def test_hours_before_a_zones_first_record_are_unknown_not_out(tmp_path: Path) -> None:
+    import pandas as pd
+    from conftest import spot_row, write_normalized
+
+    from advisor import store
+    from advisor.forecast import Forecaster
+    from advisor.plan import load_history
+
+    # zone b's records begin two days after zone a's; both always have capacity
+    a, b = (f"aws:{z}:g2.2xlarge:spot" for z in ("us-east-1a", "us-east-1b"))
+    hours = [f"2015-03-{1 + h // 24:02d}T{h % 24:02d}:00:00Z" for h in range(24 * 6)]
+    rows = [spot_row(ts, 0.1, 4, zone="us-east-1a") for ts in hours]
+    rows += [spot_row(ts, 0.1, 4, zone="us-east-1b") for ts in hours[48:]]
+    con = store.connect(tmp_path / "h.duckdb")
+    store.ingest_files(con, [write_normalized(tmp_path / "z.csv", rows)])
+    history = load_history(con, [a, b], pd.Timestamp("2015-03-01"), 24 * 6)
+    assert np.isnan(history.avail[0, 1, :48]).all() and (history.avail[0, 1, 48:] == 4).all()
+    assert not history.usable(1, 1.0, 1)[0, :48].any()  # no price there: nothing to bid on
+    assert Forecaster(n_paths=50).fit(history).prob_capacity(b, 1, 24).min() > 0.9
+

@@ -68,10 +68,13 @@ def run_starts(ok: np.ndarray) -> np.ndarray:
 
 
 def paths_from_hourly(frame: pd.DataFrame, markets: list[str]) -> MarketPaths:
-    """One path from the store's long hourly view (`advisor.store.hourly`)."""
+    """One path from the store's long hourly view (`advisor.store.hourly`). An hour the market's records cover only
+    in part cannot be held all hour (capacity 0); one before its first record is unknown (NaN), not out: a zone
+    whose records begin later than another's must not read as out until then (no price: no bid holds there)."""
     frame = frame.copy()
     frame.loc[frame["coverage"] < 1.0 - 1e-9, ["mean_price", "max_price"]] = np.nan
     frame.loc[frame["coverage"] < 1.0 - 1e-9, "min_available"] = 0.0
+    frame.loc[frame["coverage"] <= 1e-9, "min_available"] = np.nan
     hours = pd.DatetimeIndex(sorted(frame["hour"].unique()))
 
     def grid(col: str) -> np.ndarray:
