@@ -324,6 +324,23 @@ def test_no_candidate_bids_below_every_price_its_market_showed() -> None:
     assert any(len(c.plan.bids) == 2 for c in cands)
 
 
+def test_a_zone_priced_above_a_shared_limit_is_left_out_of_that_ladder_not_the_ladder_dropped() -> None:
+    from advisor.optimize.candidates import build_candidates
+    from advisor.plan import MarketPaths
+
+    # a (2 $/h) and b (9 $/h) always have capacity, c (2.5 $/h) a quarter of the hours: per hour obtained a, b, c.
+    # At a shared limit of 3 $ (0.3 x on-demand) b never holds, so the ladder over all three is a then c
+    names = ("gcp:a:t:spot", "gcp:b:t:spot", "gcp:c:t:spot", "gcp:r:t:on_demand")
+    mean = np.array([2.0, 9.0, 2.5, 10.0])[None, :, None] * np.ones((3, 4, 48))
+    avail = np.ones((3, 4, 48)) * 16
+    avail[:, 2] = np.where(np.arange(48) % 4 == 0, 16.0, 0.0)
+    paths = MarketPaths(names, mean, mean.copy(), avail)
+    cands = build_candidates(Workload(hours=10, deadline_hours=20), paths, list(names[:3]), [names[3]], _no_offers())
+    ladders = {tuple((b.market, b.limit_price) for b in c.plan.bids) for c in cands}
+    assert (("gcp:a:t:spot", 3.0), ("gcp:c:t:spot", 3.0)) in ladders
+    assert all(lim >= 9.0 for bids in ladders for m, lim in bids if m == "gcp:b:t:spot")
+
+
 def test_a_posted_price_between_cents_gets_a_limit_that_holds_at_it() -> None:
     from advisor.optimize.candidates import limit_grid
     from advisor.plan import MarketPaths
