@@ -344,7 +344,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     markets = list(universe.spot + universe.on_demand)
     _, last = coverage(con, markets)
     # the history starts at the first spot record: a list price recorded long before (one row dated when it was
-    # quoted) would otherwise open the window with weeks of hours that read as spot capacity out
+    # quoted) would otherwise open the window with weeks that have no spot record, replayed as history windows in
+    # which no bid holds
     first, _ = coverage(con, list(universe.spot) or markets)
     as_of = parse_ts(as_of).ceil("h") if as_of is not None else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
     if pd.Timestamp(first) >= as_of:
