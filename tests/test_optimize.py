@@ -10,6 +10,7 @@ import pytest
 from conftest import HEADER, SHARED_DATA
 
 from advisor import store
+from advisor.errors import AdvisorError
 from advisor.optimize import InfeasibleError, recommend, solve
 from advisor.optimize.candidates import NONE, Candidate
 from advisor.plan import Bid, Fallback, Plan, Workload
@@ -24,13 +25,14 @@ def build_store(tmp_path: Path, spot_price, od_price: float = 20.0, weeks: int =
     return build_zone_store(tmp_path, {"us-central5-a": lambda i: (spot_price(i), 16)}, od_price, weeks, offers)
 
 
-def build_zone_store(tmp_path: Path, zones: dict, od_price: float = 20.0, weeks: int = 5, offers: bool = False):
+def build_zone_store(tmp_path: Path, zones: dict, od_price: float = 20.0, weeks: int = 5, offers: bool = False,
+                     od_quoted: pd.Timestamp = START):
     """A store with H100 auctions in `zones` (`zones[zone](i) -> (price, capacity)` of the i-th 10-minute record)
-    and one on-demand market."""
+    and one on-demand market whose list price is recorded once, at `od_quoted`."""
     rows = [f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,{zone},h100-80gb.sxm.8x,H100,8,spot,{price:.2f},{cap}"
             for i, ts in enumerate(pd.date_range(START, periods=weeks * 168 * 6, freq="10min"))
             for zone, record in zones.items() for price, cap in [record(i)]]
-    rows.append(f"{START:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,{od_price},")
+    rows.append(f"{od_quoted:%Y-%m-%dT%H:%M:%SZ},lambda,us-east-1,,gpu_8x_h100_sxm5,H100,8,on_demand,{od_price},")
     path = tmp_path / "p.csv"
     path.write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
     con = store.connect(tmp_path / "o.duckdb")
@@ -400,6 +402,23 @@ def test_a_list_price_dated_before_the_spot_history_does_not_stretch_it(tmp_path
     b = recommend(quoted, w(hours=24, deadline_hours=48), as_of=as_of, n_train=30, n_eval=30)
     assert a.history_start == b.history_start == START
     assert b.chosen.plan == a.chosen.plan and b.chosen.cost == pytest.approx(a.chosen.cost)
+
+
+def test_a_list_price_fetched_after_the_spot_history_began_holds_for_all_of_it(tmp_path: Path) -> None:
+    # the common store: spot records for three weeks, the on-demand price fetched on the last day. Read as missing
+    # before that day, the history windows had nothing to fall back on and no plan met a 30-h deadline
+    zones = {"us-central5-a": lambda i: (4.0, 0 if (i // 6) % 7 == 0 else 16),
+             "us-central5-b": lambda i: (4.4, 0 if (i // 6) % 11 == 0 else 16)}
+    recs = []
+    for quoted in (START, START + pd.Timedelta(days=20)):
+        (tmp_path / quoted.strftime("%d")).mkdir()
+        con = build_zone_store(tmp_path / quoted.strftime("%d"), zones, weeks=3, od_quoted=quoted)
+        recs.append(recommend(con, w(hours=24, deadline_hours=30), n_train=30, n_eval=30))
+    assert recs[1].chosen.plan == recs[0].chosen.plan
+    assert recs[1].chosen.cost == pytest.approx(recs[0].chosen.cost) and recs[1].chosen.probability >= 0.95
+    # before the price was fetched there is nothing to fall back on: a clear error, not "no plan meets the deadline"
+    with pytest.raises(AdvisorError, match="no on-demand price before .* To fix: a later --as-of"):
+        recommend(con, w(hours=24, deadline_hours=30), as_of=START + pd.Timedelta(days=10), n_train=30, n_eval=30)
 
 
 def test_outage_copies_take_each_market_out_with_its_chance_and_keep_the_weights_a_distribution() -> None:

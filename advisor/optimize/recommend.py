@@ -289,6 +289,17 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
     return Universe(spot=spot, on_demand=on_demand)
 
 
+def _priced_fallbacks(universe: Universe, history: MarketPaths, as_of: pd.Timestamp) -> Universe:
+    """The universe without the on-demand markets that have no price before `as_of` (a fallback needs one); an
+    AdvisorError when none has."""
+    priced = tuple(m for m in universe.on_demand if np.isfinite(history.mean[0, history.index(m)]).any())
+    if not priced:
+        raise AdvisorError(f"no on-demand price before {as_of} for {universe.on_demand[0]}"
+                           f"{' or the others' if len(universe.on_demand) > 1 else ''}, so nothing to fall back on. "
+                           f"To fix: a later --as-of, or ingest the list price with an earlier date")
+    return replace(universe, on_demand=priced)
+
+
 def _earliest_deadline(w: Workload) -> int:
     return int(math.ceil(max(work_levels(w)) + w.restart_overhead))
 
@@ -352,6 +363,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
     start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
     history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
+    universe = _priced_fallbacks(universe, history, as_of)
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
     train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon)
     q = scenario_weights(n_train, train.n_scenarios - n_train, history_weight)

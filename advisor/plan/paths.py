@@ -70,7 +70,8 @@ def run_starts(ok: np.ndarray) -> np.ndarray:
 def paths_from_hourly(frame: pd.DataFrame, markets: list[str]) -> MarketPaths:
     """One path from the store's long hourly view (`advisor.store.hourly`). An hour the market's records cover only
     in part cannot be held all hour (capacity 0); one before its first record is unknown (NaN), not out: a zone
-    whose records begin later than another's must not read as out until then (no price: no bid holds there)."""
+    whose records begin later than another's must not read as out until then (no price: no bid holds there). An
+    on-demand list price holds before the hour it was first recorded too (`_carry_list_prices_back`)."""
     frame = frame.copy()
     frame.loc[frame["coverage"] < 1.0 - 1e-9, ["mean_price", "max_price"]] = np.nan
     frame.loc[frame["coverage"] < 1.0 - 1e-9, "min_available"] = 0.0
@@ -79,10 +80,23 @@ def paths_from_hourly(frame: pd.DataFrame, markets: list[str]) -> MarketPaths:
 
     def grid(col: str) -> np.ndarray:
         wide = frame.pivot(index="market", columns="hour", values=col).reindex(index=markets, columns=hours)
-        return wide.to_numpy(dtype=float)[None, :, :]
+        return wide.to_numpy(dtype=float, copy=True)[None, :, :]
 
-    return MarketPaths(tuple(markets), grid("mean_price"), grid("max_price"), grid("min_available"),
-                       hours[0] if len(hours) else None)
+    mean, peak, avail = grid("mean_price"), grid("max_price"), grid("min_available")
+    for i, market in enumerate(markets):
+        if market.endswith(":on_demand"):
+            _carry_list_prices_back(mean[0, i], peak[0, i], avail[0, i])
+    return MarketPaths(tuple(markets), mean, peak, avail, hours[0] if len(hours) else None)
+
+
+def _carry_list_prices_back(mean: np.ndarray, peak: np.ndarray, avail: np.ndarray) -> None:
+    """Give the hours before an on-demand market's first fully recorded hour that hour's price and capacity, in
+    place: a list price fetched today, with spot records going back weeks, is the price those weeks too, and read as
+    missing it would leave the early history with nothing to fall back on (every deadline missed there)."""
+    known = np.flatnonzero(np.isfinite(mean))
+    if known.size and known[0] > 0:
+        first = known[0]
+        mean[:first], peak[:first], avail[:first] = mean[first], peak[first], avail[first]
 
 
 def load_history(con, markets: list[str], start: pd.Timestamp, hours: int) -> MarketPaths:
