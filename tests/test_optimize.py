@@ -419,6 +419,12 @@ def test_a_list_price_fetched_after_the_spot_history_began_holds_for_all_of_it(t
     # before the price was fetched there is nothing to fall back on: a clear error, not "no plan meets the deadline"
     with pytest.raises(AdvisorError, match="no on-demand price before .* To fix: a later --as-of"):
         recommend(con, w(hours=24, deadline_hours=30), as_of=START + pd.Timedelta(days=10), n_train=30, n_eval=30)
+    # with another on-demand market priced by then, the plan falls back on that one
+    (tmp_path / "od.csv").write_text(",".join(HEADER) + f"\n{START:%Y-%m-%dT%H:%M:%SZ},aws,us-east-1,,p5.48xlarge,H100,"
+                                     "8,on_demand,30.0,\n")
+    store.ingest_files(con, [tmp_path / "od.csv"])
+    rec = recommend(con, w(hours=24, deadline_hours=30), as_of=START + pd.Timedelta(days=10), n_train=30, n_eval=30)
+    assert [f.market for f in rec.chosen.plan.fallback] == ["aws:us-east-1:p5.48xlarge:on_demand"]
 
 
 def test_outage_copies_take_each_market_out_with_its_chance_and_keep_the_weights_a_distribution() -> None:
