@@ -432,8 +432,8 @@ def _print_summary(report: dict) -> None:
                   highlight=False)
     if report["reservation_reason"]:
         console.print(f"Reservation: {report['reservation_reason']}", highlight=False)
-    rows = [{"option": "recommended", **cost, "p_meet": report["probability_meet_deadline"]}]
-    rows += [{"option": a["name"], **a["cost"], "p_meet": a["probability_meet_deadline"]}
+    rows = [{"option": "recommended", **cost, "P(meet)": f"{report['probability_meet_deadline']:.1%}"}]
+    rows += [{"option": a["name"], **a["cost"], "P(meet)": f"{a['probability_meet_deadline']:.1%}"}
              for a in report["alternatives"]]
     print_table(pd.DataFrame(rows), title="alternatives (USD)")
     for cmd in report["bid_commands"]:

@@ -104,6 +104,8 @@ def test_recommend_summary_and_gpu_hours() -> None:
     assert result.exit_code == 0, result.stderr
     assert "Recommended plan" in result.stdout and "P(meet deadline)" in result.stdout
     assert "Savings against on-demand only" in result.stdout
+    on_demand_row = next(line for line in result.stdout.splitlines() if "on-demand only" in line and "│" in line)
+    assert "100.0%" in on_demand_row  # the alternatives' P(meet deadline) as a percentage, like the line above
     bids = [line for line in result.stdout.splitlines() if "Bid on" in line]
     assert bids and all(line.endswith("/instance-hour") for line in bids)  # not broken at 80 columns when piped
     assert "Assumptions" in result.stdout and "the optimizer did not see" in result.stdout
