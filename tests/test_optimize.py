@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import HEADER, SHARED_DATA
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advisor import store
 from advisor.errors import AdvisorError
@@ -341,6 +343,20 @@ def test_a_zone_priced_above_a_shared_limit_is_left_out_of_that_ladder_not_the_l
     ladders = {tuple((b.market, b.limit_price) for b in c.plan.bids) for c in cands}
     assert (("gcp:a:t:spot", 3.0), ("gcp:c:t:spot", 3.0)) in ladders
     assert all(lim >= 9.0 for bids in ladders for m, lim in bids if m == "gcp:b:t:spot")
+
+
+@given(prices=st.lists(st.floats(0.01, 50.0), min_size=1, max_size=5), od=st.floats(0.05, 60.0))
+@settings(max_examples=40, deadline=None)
+def test_every_candidate_bid_can_hold_at_some_price_its_market_showed(prices: list[float], od: float) -> None:
+    from advisor.optimize.candidates import build_candidates
+    from advisor.plan import MarketPaths
+
+    names = tuple(f"gcp:z{i}:t:spot" for i in range(len(prices))) + ("gcp:r:t:on_demand",)
+    mean = np.array([*prices, od])[None, :, None] * np.ones((2, len(names), 24))
+    paths = MarketPaths(names, mean, mean.copy(), np.full(mean.shape, np.nan))
+    cands = build_candidates(Workload(hours=10, deadline_hours=20), paths, list(names[:-1]), [names[-1]], _no_offers())
+    floor = dict(zip(names, [*prices, od], strict=True))
+    assert all(b.limit_price >= floor[b.market] for c in cands for b in c.plan.bids)
 
 
 def test_a_posted_price_between_cents_gets_a_limit_that_holds_at_it() -> None:
