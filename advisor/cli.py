@@ -470,7 +470,8 @@ def recommend(
     workload_file: Annotated[Path | None, typer.Option("--workload", help="Workload YAML/JSON.")] = None,
     task: Annotated[Path | None, typer.Option("--task", help="SkyPilot task YAML (accelerators, num_nodes).")]
     = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="See only data before this time.")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="See only data before this time (default: the hour after the last spot record).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON report here.")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown section here.")] = None,
     write_task_to: Annotated[Path | None, typer.Option("--write-task", help="Write the SkyPilot task with the plan.")]

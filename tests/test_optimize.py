@@ -420,18 +420,22 @@ def test_a_list_price_dated_before_the_spot_history_does_not_stretch_it(tmp_path
     assert b.chosen.plan == a.chosen.plan and b.chosen.cost == pytest.approx(a.chosen.cost)
 
 
-def test_a_list_price_fetched_after_the_spot_history_began_holds_for_all_of_it(tmp_path: Path) -> None:
+def test_a_list_price_fetched_after_the_spot_records_began_holds_for_all_of_them(tmp_path: Path) -> None:
     # the common store: spot records for three weeks, the on-demand price fetched on the last day. Read as missing
     # before that day, the history windows had nothing to fall back on and no plan met a 30-h deadline
     zones = {"us-central5-a": lambda i: (4.0, 0 if (i // 6) % 7 == 0 else 16),
              "us-central5-b": lambda i: (4.4, 0 if (i // 6) % 11 == 0 else 16)}
     recs = []
-    for quoted in (START, START + pd.Timedelta(days=20)):
+    for quoted in (START, START + pd.Timedelta(days=28), START + pd.Timedelta(days=20)):
         (tmp_path / quoted.strftime("%d")).mkdir()
         con = build_zone_store(tmp_path / quoted.strftime("%d"), zones, weeks=3, od_quoted=quoted)
         recs.append(recommend(con, w(hours=24, deadline_hours=30), n_train=30, n_eval=30))
-    assert recs[1].chosen.plan == recs[0].chosen.plan
-    assert recs[1].chosen.cost == pytest.approx(recs[0].chosen.cost) and recs[1].chosen.probability >= 0.95
+    # fetched a week after the last spot record, it neither moves as_of past the spot records (the market frozen at
+    # its last record for that week) nor leaves a live recommendation without a fallback
+    assert recs[0].as_of == recs[1].as_of == recs[2].as_of == START + pd.Timedelta(weeks=3)
+    for rec in recs[1:]:
+        assert rec.chosen.plan == recs[0].chosen.plan
+        assert rec.chosen.cost == pytest.approx(recs[0].chosen.cost) and rec.chosen.probability >= 0.95
     # before the price was fetched there is nothing to fall back on: a clear error, not "no plan meets the deadline"
     with pytest.raises(AdvisorError, match="no on-demand price before .* To fix: a later --as-of"):
         recommend(con, w(hours=24, deadline_hours=30), as_of=START + pd.Timedelta(days=10), n_train=30, n_eval=30)

@@ -39,7 +39,7 @@ from advisor.plan import (
     replay_batch_many,
     same_structure,
 )
-from advisor.store import coverage, list_markets, offers
+from advisor.store import coverage, first_price, list_markets, offers
 from advisor.units import format_usd, parse_ts
 
 WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -289,6 +289,16 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
     return Universe(spot=spot, on_demand=on_demand)
 
 
+def _quote_list_prices(con: duckdb.DuckDBPyConnection, history: MarketPaths, on_demand: tuple[str, ...]) -> None:
+    """In place: an on-demand market with no price in the history takes its first recorded one for all of it (a
+    live recommendation uses a list price fetched after the last spot record)."""
+    for market in on_demand:
+        i = history.index(market)
+        price = first_price(con, market)
+        if price is not None and not np.isfinite(history.mean[0, i]).any():
+            history.mean[0, i], history.peak[0, i] = price, price
+
+
 def _priced_fallbacks(universe: Universe, history: MarketPaths, as_of: pd.Timestamp) -> Universe:
     """The universe without the on-demand markets that have no price before `as_of` (a fallback needs one); an
     AdvisorError when none has."""
@@ -353,16 +363,17 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
     universe = select_universe(con, workload, instance_type)
     markets = list(universe.spot + universe.on_demand)
-    _, last = coverage(con, markets)
-    # the history starts at the first spot record: a list price recorded long before (one row dated when it was
-    # quoted) would otherwise open the window with weeks that have no spot record, replayed as history windows in
-    # which no bid holds
-    first, _ = coverage(con, list(universe.spot) or markets)
-    as_of = parse_ts(as_of).ceil("h") if as_of is not None else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
+    # the spot records bound the history: a list price recorded once, when it was quoted, would otherwise open the
+    # window with weeks in which no bid holds, or stretch it past the last spot record with the market frozen
+    first, last = coverage(con, list(universe.spot) or markets)
+    live = as_of is None
+    as_of = parse_ts(as_of).ceil("h") if not live else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
     if pd.Timestamp(first) >= as_of:
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
     start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
     history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
+    if live:
+        _quote_list_prices(con, history, universe.on_demand)
     universe = _priced_fallbacks(universe, history, as_of)
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
     train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon)

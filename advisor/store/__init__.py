@@ -6,6 +6,7 @@ from advisor.store.ingest import IngestResult, ingest_files
 from advisor.store.queries import (
     coverage,
     eligible,
+    first_price,
     hourly,
     hourly_view,
     list_markets,
@@ -19,6 +20,6 @@ from advisor.store.schema import connect
 
 __all__ = [
     "FORMATS", "KINDS", "IngestResult", "MarketKey", "StageOptions", "connect", "coverage", "detect_format",
-    "eligible", "hourly", "hourly_view", "infer_gpu", "ingest_files", "list_markets", "market_ids", "offers",
-    "on_demand_price", "raw_prices", "record_counts",
+    "eligible", "first_price", "hourly", "hourly_view", "infer_gpu", "ingest_files", "list_markets", "market_ids",
+    "offers", "on_demand_price", "raw_prices", "record_counts",
 ]

@@ -143,6 +143,15 @@ def record_counts(con: duckdb.DuckDBPyConnection, markets: list[str], start: dat
     return frame
 
 
+def first_price(con: duckdb.DuckDBPyConnection, market: str) -> float | None:
+    """A market's first recorded price, if any (a list price is often recorded once, when it was fetched)."""
+    row = con.execute("""
+        SELECT p.price FROM prices p JOIN markets m USING (market_id)
+        WHERE m.market = ? AND p.price IS NOT NULL ORDER BY p.ts LIMIT 1
+    """, [market]).fetchone()
+    return float(row[0]) if row else None
+
+
 def on_demand_price(con: duckdb.DuckDBPyConnection, market: str) -> float | None:
     """The latest list price of the same provider's on-demand market for this market's instance type, if any."""
     provider, _, instance_type, _ = market.split(":")
