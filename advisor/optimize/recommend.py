@@ -289,6 +289,25 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
     return Universe(spot=spot, on_demand=on_demand)
 
 
+def fetch_history(con: duckdb.DuckDBPyConnection, universe: Universe, as_of: pd.Timestamp | None,
+                  lookback_hours: int) -> tuple[MarketPaths, Universe, pd.Timestamp]:
+    """The recorded history a recommendation fits on, the universe less on-demand markets with no price in it, and
+    the forecast origin (given, or the hour after the last spot record). The spot records bound the window: a list
+    price recorded once, when it was quoted, would otherwise open it with weeks in which no bid holds, or stretch it
+    past the last spot record with the market frozen at that record."""
+    markets = list(universe.spot + universe.on_demand)
+    first, last = coverage(con, list(universe.spot) or markets)
+    live = as_of is None
+    as_of = parse_ts(as_of).ceil("h") if not live else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
+    if pd.Timestamp(first) >= as_of:
+        raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
+    start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
+    history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
+    if live:
+        _quote_list_prices(con, history, universe.on_demand)
+    return history, _priced_fallbacks(universe, history, as_of), as_of
+
+
 def _quote_list_prices(con: duckdb.DuckDBPyConnection, history: MarketPaths, on_demand: tuple[str, ...]) -> None:
     """In place: an on-demand market with no price in the history takes its first recorded one for all of it (a
     live recommendation uses a list price fetched after the last spot record)."""
@@ -363,18 +382,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
     universe = select_universe(con, workload, instance_type)
     markets = list(universe.spot + universe.on_demand)
-    # the spot records bound the history: a list price recorded once, when it was quoted, would otherwise open the
-    # window with weeks in which no bid holds, or stretch it past the last spot record with the market frozen
-    first, last = coverage(con, list(universe.spot) or markets)
-    live = as_of is None
-    as_of = parse_ts(as_of).ceil("h") if not live else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
-    if pd.Timestamp(first) >= as_of:
-        raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
-    start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
-    history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
-    if live:
-        _quote_list_prices(con, history, universe.on_demand)
-    universe = _priced_fallbacks(universe, history, as_of)
+    history, universe, as_of = fetch_history(con, universe, as_of, lookback_hours)
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
     train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon)
     q = scenario_weights(n_train, train.n_scenarios - n_train, history_weight)
@@ -411,7 +419,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                      replay_uncertain(workload, cands[solution.index].plan, fresh))
     res_outcomes = _tier_outcomes(workload, cands, cost, meet, q, fresh)
     return Recommendation(workload=workload, chosen=chosen, alternatives=list(outcomes.values()), as_of=as_of,
-                          history_start=start, universe=universe, solution=solution, n_train=n_train,
+                          history_start=history.start, universe=universe, solution=solution, n_train=n_train,
                           n_eval=n_eval, candidates=len(cands),
                           reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
                           evaluation_paths=fresh, notes=notes,
