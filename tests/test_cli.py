@@ -133,6 +133,27 @@ def test_backtest_skips_windows_without_records(tmp_path: Path) -> None:
     assert starts_with_data(con, u, starts, 48) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-21")]
 
 
+def test_backtest_reads_a_posted_price_silent_for_days_as_unchanged_not_as_a_gap(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from advisor import store
+    from advisor.backtest import Universe, starts_with_data
+
+    # GCP posts spot prices that change every few days: one record per 3 days, then a 90-day silence (30 x the
+    # spacing: a gap between two traces), then records again
+    con = store.connect(tmp_path / "p.duckdb")
+    days = [*range(0, 60, 3), *range(150, 210, 3)]
+    rows = [spot_row(f"{pd.Timestamp('2025-01-01') + pd.Timedelta(days=d):%Y-%m-%dT%H:%M:%SZ}", 2.0 + d / 100)
+            for d in days]
+    store.ingest_files(con, [write_normalized(tmp_path / "posted.csv", rows)])
+    u = Universe(spot=("aws:us-east-1a:g2.2xlarge:spot",), on_demand=())
+    starts = list(pd.date_range("2025-01-01", "2025-07-29", freq="D"))
+    kept = starts_with_data(con, u, starts, 96)
+    assert kept[0] == pd.Timestamp("2025-01-01") and pd.Timestamp("2025-02-20") in kept
+    assert not [s for s in kept if pd.Timestamp("2025-02-27") < s < pd.Timestamp("2025-05-31")]  # the silence
+    assert pd.Timestamp("2025-06-10") in kept and kept[-1] <= pd.Timestamp("2025-07-27")  # not past the last record
+
+
 def test_demo_rebuilds_byte_identical_files_and_a_database(tmp_path: Path) -> None:
     outs = []
     for name in ("a", "b"):

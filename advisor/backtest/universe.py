@@ -47,19 +47,43 @@ def starts_with_data(con: duckdb.DuckDBPyConnection, universe: Universe, starts:
     """The starts whose next `hours` hours hold a record of every spot market in every `block_hours` block.
 
     A step function carries its last value forward, which is right between close records and wrong across a
-    gap between two traces or past a trace's end; a day with no record of some market is such a gap.
+    gap between two traces or past a trace's end; a day with no record of some market is such a gap. A market
+    whose records are sparse (a posted price that changes every few days: records over `block_hours` / 4 apart at
+    the median) says nothing by a silent day, so for it a gap is a silence SPARSE_GAP x its median spacing long,
+    and a window must begin after its first record and end before its last one.
     """
     if not starts:
         return []
-    counts = record_counts(con, list(universe.spot), starts[0], starts[-1] + pd.Timedelta(hours=hours))
-    seen = {(m, h) for m, h in zip(counts["market"], counts["hour"], strict=True)}
+    end = starts[-1] + pd.Timedelta(hours=hours)
+    first, _ = coverage(con, list(universe.spot))
+    counts = record_counts(con, list(universe.spot), pd.Timestamp(first).floor("h"), end)
+    record_hours = {m: pd.DatetimeIndex(sorted(g["hour"])) for m, g in counts.groupby("market")}
+    sparse = {m: h for m, h in record_hours.items() if _median_spacing_hours(h) > block_hours / 4}
+    seen = {(m, h) for m, h in zip(counts["market"], counts["hour"], strict=True) if m not in sparse}
     keep = []
     for start in starts:
         blocks = range(0, hours, block_hours)
-        if all(any((m, start + pd.Timedelta(hours=b + i)) in seen for i in range(min(block_hours, hours - b)))
-               for m in universe.spot for b in blocks):
+        dense = all(any((m, start + pd.Timedelta(hours=b + i)) in seen for i in range(min(block_hours, hours - b)))
+                    for m in universe.spot if m not in sparse for b in blocks)
+        if dense and all(_covered(h, start, start + pd.Timedelta(hours=hours)) for h in sparse.values()):
             keep.append(start)
     return keep
+
+
+SPARSE_GAP = 20.0
+
+
+def _median_spacing_hours(hours: pd.DatetimeIndex) -> float:
+    return float(pd.Series(hours).diff().dt.total_seconds().median() / 3600) if len(hours) > 1 else 0.0
+
+
+def _covered(hours: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """A sparse market's records span [start, end) with no silence longer than SPARSE_GAP x their median spacing."""
+    if not len(hours) or hours[0] > start or hours[-1] < end - pd.Timedelta(hours=1):
+        return False
+    longest = SPARSE_GAP * _median_spacing_hours(hours)
+    inside = hours[(hours >= hours[hours <= start][-1]) & (hours <= hours[hours >= end - pd.Timedelta(hours=1)][0])]
+    return bool((pd.Series(inside).diff().dt.total_seconds().fillna(0) / 3600 <= longest).all())
 
 
 def backtest_from_store(con: duckdb.DuckDBPyConnection, universe: Universe, grid: Grid, every_hours: float,
@@ -74,8 +98,9 @@ def backtest_from_store(con: duckdb.DuckDBPyConnection, universe: Universe, grid
     longest = max(w.horizon for _, w in grid.workloads())
     starts = starts_with_data(con, universe, start_times(first, last, every_hours, warmup_hours, longest), longest)
     if not starts:
-        raise ValueError(f"history {first} .. {last} is too short for {warmup_hours:g} h of warm-up plus a "
-                         f"{longest}-h deadline. To fix: shorten --warmup or the grid")
+        raise ValueError(f"history {first} .. {last} has no start after {warmup_hours:g} h of warm-up with records "
+                         f"of every spot market through a {longest}-h deadline (a day without a record of a sampled "
+                         f"market is a gap). To fix: shorten --warmup or the grid, or pick markets recorded together")
     span = int((starts[-1] - starts[0]) / pd.Timedelta(hours=1)) + longest
     history = load_history(con, list(universe.spot + universe.on_demand), starts[0], span)
     if on_total:
