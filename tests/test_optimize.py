@@ -187,6 +187,27 @@ def test_scenario_weights_move_the_choice_and_the_chance_constraint() -> None:
     assert solve(cands, cost, meet, target=0.8, weights=np.array([0.4, 0.4, 0.1, 0.1])).index == 0  # 90%
 
 
+def test_a_posted_prices_history_windows_start_at_its_last_price() -> None:
+    from advisor.optimize.recommend import with_history_windows
+    from advisor.plan import MarketPaths
+
+    # a list price at 68 $/h for four days, 17 $/h since a step down a day ago; an auction beside it moves freely.
+    # Its windows at 68 would say the zone costs 68 again: scaled to start at 17, they keep only how it stepped
+    names = ("gcp:a:t:spot", "aws:b:t:spot")
+    posted = np.where(np.arange(120) < 96, 68.0, 17.0)
+    auction = 5.0 + np.sin(np.arange(120))
+    mean = np.stack([posted, auction])[None]
+    history = MarketPaths(names, mean, mean.copy(), np.full(mean.shape, np.nan), pd.Timestamp("2025-06-01"))
+    scenarios = MarketPaths(names, np.full((3, 2, 24), 17.0), np.full((3, 2, 24), 17.0), np.full((3, 2, 24), np.nan))
+    out = with_history_windows(scenarios, history, 24, posted=frozenset({"gcp:a:t:spot"}))
+    windows = out.mean[3:]
+    assert windows.shape[0] == 9 and np.allclose(windows[:, 0, 0], 17.0)
+    assert np.allclose(windows[7, 0], np.where(np.arange(24) < 12, 17.0, 17.0 * 17.0 / 68.0))  # the step, from 17
+    assert np.allclose(windows[:, 1], [auction[s:s + 24] for s in range(0, 97, 12)])  # an auction keeps its level
+    plain = with_history_windows(scenarios, history, 24)
+    assert np.allclose(plain.mean[3:, 0, 0], posted[0:97:12])
+
+
 def test_a_few_history_windows_weigh_in_proportion_to_their_number() -> None:
     from advisor.optimize.recommend import HISTORY_FULL_WINDOWS, scenario_weights
 

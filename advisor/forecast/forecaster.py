@@ -69,6 +69,10 @@ class Forecaster:
         self._cache.clear()
         return self
 
+    def posted_markets(self) -> frozenset[str]:
+        """The markets fitted with the posted-price model (a list price: it holds until it steps)."""
+        return frozenset(m for m, p in zip(self.markets_, self.prices_, strict=True) if isinstance(p, PostedPriceModel))
+
     def scenarios(self, n: int, horizon: int, seed: int | None = None) -> MarketPaths:
         """`n` joint sample paths of every market for `horizon` hours from the origin (reproducible per seed).
 

@@ -208,21 +208,30 @@ def _merge(parts: list[tuple[np.ndarray, BatchResult]], n: int) -> BatchResult:
     return BatchResult(finished=finished, preemptions=pre, hours=hours, labels=labels, **out)
 
 
-def with_history_windows(scenarios: MarketPaths, history: MarketPaths, horizon: int,
-                         every: int = 12) -> MarketPaths:
+def with_history_windows(scenarios: MarketPaths, history: MarketPaths, horizon: int, every: int = 12,
+                         posted: frozenset[str] = frozenset()) -> MarketPaths:
     """The forecast scenarios plus every `every`-hour window of the recorded history before as_of that spans the
-    horizon: real spikes and outages, with their real shapes, next to the model's (training only)."""
+    horizon: real spikes and outages, with their real shapes, next to the model's (training only). A `posted` price's
+    windows are scaled to start at its last price: its level is known, and a window at a level it has left (GCP
+    europe-north1 at 68.46 $/h for weeks, 17.65 since a step down) says only how it may step from here."""
     starts = list(range(0, history.hours - horizon + 1, every))
     if not starts:
         return scenarios
     idx = [history.index(m) for m in scenarios.markets]
+    mean, peak = history.mean[0][idx], history.peak[0][idx]
 
-    def stack(a: np.ndarray) -> np.ndarray:
-        return np.concatenate([a[0][idx][None, :, s:s + horizon] for s in starts], axis=0)
+    def stack(a: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        return np.concatenate([a[None, :, s:s + horizon] * (1.0 if scale is None else scale[:, s, None])
+                               for s in starts], axis=0)
 
-    return MarketPaths(scenarios.markets, np.concatenate([scenarios.mean, stack(history.mean)]),
-                       np.concatenate([scenarios.peak, stack(history.peak)]),
-                       np.concatenate([scenarios.avail, stack(history.avail)]), scenarios.start)
+    scale = np.ones(mean.shape)
+    for row, market in enumerate(scenarios.markets):
+        known = np.flatnonzero(np.isfinite(mean[row]) & (mean[row] > 0))
+        if market in posted and known.size:
+            scale[row] = mean[row, known[-1]] / pd.Series(mean[row]).bfill().ffill().to_numpy()
+    return MarketPaths(scenarios.markets, np.concatenate([scenarios.mean, stack(mean, scale)]),
+                       np.concatenate([scenarios.peak, stack(peak, scale)]),
+                       np.concatenate([scenarios.avail, stack(history.avail[0][idx])]), scenarios.start)
 
 
 def scenario_weights(n_forecast: int, n_history: int, history_weight: float | None) -> np.ndarray:
@@ -384,7 +393,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     markets = list(universe.spot + universe.on_demand)
     history, universe, as_of = fetch_history(con, universe, as_of, lookback_hours)
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
-    train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon)
+    train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon,
+                                 posted=model.posted_markets())
     q = scenario_weights(n_train, train.n_scenarios - n_train, history_weight)
     fresh = model.scenarios(n_eval, workload.horizon, seed + 7919)
     offer_rows = offers(con)
