@@ -27,6 +27,7 @@ from advisor.units import format_usd, parse_ts
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="What to bid, whether to reserve, and where to fall back for GPU compute.")
 err = Console(stderr=True)
+PIPED_WIDTH = 120  # columns for tables when stdout is not a terminal (rich would take 80)
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database file (default: $ADVISOR_DB, else the demo data).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout, nothing else.")]
@@ -90,7 +91,7 @@ def print_table(frame: pd.DataFrame, title: str | None = None) -> None:
         table.add_column(str(col), overflow="fold")
     for row in frame_records(frame):
         table.add_row(*(_cell(v) for v in row.values()))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else PIPED_WIDTH).print(table)
 
 
 def parse_price_flag(text: str | None) -> float | dict[str, float] | None:

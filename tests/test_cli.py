@@ -105,6 +105,19 @@ def test_replay_command_on_history(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "--workload" in missing.stderr
 
 
+def test_tables_keep_their_headers_whole_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    from advisor.cli import print_table
+
+    # a backtest summary with the advisor's column is 95 columns wide; rich folds it at 80 when stdout is a pipe
+    frame = pd.DataFrame([{"strategy": "uniform_progress@us-central1-a", "runs": 324, "mean_ratio": 1.322,
+                           "p90_ratio": 1.559, "miss_rate": 0.0, "mean_cost": 655.5, "promised_p": 1.0}])
+    print_table(frame, title="cost / hindsight")
+    out = capsys.readouterr().out
+    assert all(name in out for name in frame.columns) and "uniform_progress@us-central1-a" in out
+
+
 def test_backtest_json_rows_never_beat_hindsight(tmp_path: Path) -> None:
     db = _two_market_db(tmp_path)
     result = run("backtest", "--db", db, "--instance-type", "g2.2xlarge", "--hours", "2,4", "--slack", "1.5,3",
