@@ -58,14 +58,16 @@ def starts_with_data(con: duckdb.DuckDBPyConnection, universe: Universe, starts:
     first, _ = coverage(con, list(universe.spot))
     counts = record_counts(con, list(universe.spot), pd.Timestamp(first).floor("h"), end)
     record_hours = {m: pd.DatetimeIndex(sorted(g["hour"])) for m, g in counts.groupby("market")}
-    sparse = {m: h for m, h in record_hours.items() if _median_spacing_hours(h) > block_hours / 4}
+    sparse = {m: _silences(h) for m, h in record_hours.items() if _median_spacing_hours(h) > block_hours / 4}
     seen = {(m, h) for m, h in zip(counts["market"], counts["hour"], strict=True) if m not in sparse}
     keep = []
     for start in starts:
         blocks = range(0, hours, block_hours)
+        last_hour = start + pd.Timedelta(hours=hours - 1)
         dense = all(any((m, start + pd.Timedelta(hours=b + i)) in seen for i in range(min(block_hours, hours - b)))
                     for m in universe.spot if m not in sparse for b in blocks)
-        if dense and all(_covered(h, start, start + pd.Timedelta(hours=hours)) for h in sparse.values()):
+        if dense and all(opens <= start and last_hour <= closes and all(a >= last_hour or b <= start for a, b in gaps)
+                         for opens, closes, gaps in sparse.values()):
             keep.append(start)
     return keep
 
@@ -77,13 +79,12 @@ def _median_spacing_hours(hours: pd.DatetimeIndex) -> float:
     return float(pd.Series(hours).diff().dt.total_seconds().median() / 3600) if len(hours) > 1 else 0.0
 
 
-def _covered(hours: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp) -> bool:
-    """A sparse market's records span [start, end) with no silence longer than SPARSE_GAP x their median spacing."""
-    if not len(hours) or hours[0] > start or hours[-1] < end - pd.Timedelta(hours=1):
-        return False
-    longest = SPARSE_GAP * _median_spacing_hours(hours)
-    inside = hours[(hours >= hours[hours <= start][-1]) & (hours <= hours[hours >= end - pd.Timedelta(hours=1)][0])]
-    return bool((pd.Series(inside).diff().dt.total_seconds().fillna(0) / 3600 <= longest).all())
+def _silences(hours: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp, list[tuple[pd.Timestamp, pd.Timestamp]]]:
+    """A sparse market's first and last record hours and the silences between two records longer than SPARSE_GAP x
+    their median spacing: a window is covered when it lies between the first and last and overlaps no silence."""
+    longest = pd.Timedelta(hours=SPARSE_GAP * _median_spacing_hours(hours))
+    gaps = [(a, b) for a, b in zip(hours[:-1], hours[1:], strict=True) if b - a > longest]
+    return hours[0], hours[-1], gaps
 
 
 def backtest_from_store(con: duckdb.DuckDBPyConnection, universe: Universe, grid: Grid, every_hours: float,
