@@ -321,16 +321,20 @@ def _quote_list_prices(con: duckdb.DuckDBPyConnection, history: MarketPaths, on_
     """In place: an on-demand market with no price in the history takes its first recorded one for all of it (a
     live recommendation uses a list price fetched after the last spot record)."""
     for market in on_demand:
-        i = history.index(market)
-        price = first_price(con, market)
-        if price is not None and not np.isfinite(history.mean[0, i]).any():
+        price = None if _has_price(history, market) else first_price(con, market)
+        if price is not None:
+            i = history.index(market)
             history.mean[0, i], history.peak[0, i] = price, price
+
+
+def _has_price(history: MarketPaths, market: str) -> bool:
+    return bool(np.isfinite(history.mean[0, history.index(market)]).any())
 
 
 def _priced_fallbacks(universe: Universe, history: MarketPaths, as_of: pd.Timestamp) -> Universe:
     """The universe without the on-demand markets that have no price before `as_of` (a fallback needs one); an
     AdvisorError when none has."""
-    priced = tuple(m for m in universe.on_demand if np.isfinite(history.mean[0, history.index(m)]).any())
+    priced = tuple(m for m in universe.on_demand if _has_price(history, m))
     if not priced:
         raise AdvisorError(f"no on-demand price before {as_of} for {universe.on_demand[0]}"
                            f"{' or the others' if len(universe.on_demand) > 1 else ''}, so nothing to fall back on. "
@@ -389,16 +393,14 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
               lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
               history_weight: float | None = HISTORY_WEIGHT, outage_chance: float = OUTAGE_CHANCE) -> Recommendation:
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
-    universe = select_universe(con, workload, instance_type)
-    markets = list(universe.spot + universe.on_demand)
-    history, universe, as_of = fetch_history(con, universe, as_of, lookback_hours)
+    history, universe, as_of = fetch_history(con, select_universe(con, workload, instance_type), as_of, lookback_hours)
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
     train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon,
                                  posted=model.posted_markets())
     q = scenario_weights(n_train, train.n_scenarios - n_train, history_weight)
     fresh = model.scenarios(n_eval, workload.horizon, seed + 7919)
     offer_rows = offers(con)
-    types = {m.split(":")[2] for m in markets}
+    types = {m.split(":")[2] for m in history.markets}
     types |= {t for t in offer_rows["instance_type"] if _gpu_match(t, workload)}
     offer_rows = offer_rows[offer_rows["instance_type"].isin(types)]
     if workload.providers:
