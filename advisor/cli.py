@@ -348,6 +348,9 @@ def forecast(
     with open_store(db) as con:
         _, last = store.coverage(con, [market])
         origin = parse_ts(as_of).ceil("h") if as_of else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
+        silent = store.silent_markets(con, [market], origin)
+        if silent:
+            raise store.as_of_past_records(silent, origin)
         history = load_history(con, [market], origin - pd.Timedelta(hours=back), back)
     model = Forecaster().fit(history)
     values = model.quantiles(market, sorted(qs), hours)

@@ -141,9 +141,10 @@ def test_backtest_skips_windows_without_records(tmp_path: Path) -> None:
     import pandas as pd
 
     starts = list(pd.date_range("2015-04-01", "2015-04-22", freq="D"))
+    # 21 April: the trace resumes that hour after 18 silent days, so the market's state at the start is unknown
     assert starts_with_data(con, u, starts, 24) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-02"),
-                                                    pd.Timestamp("2015-04-21"), pd.Timestamp("2015-04-22")]
-    assert starts_with_data(con, u, starts, 48) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-21")]
+                                                    pd.Timestamp("2015-04-22")]
+    assert starts_with_data(con, u, starts, 48) == [pd.Timestamp("2015-04-01")]
 
 
 def test_backtest_reads_a_posted_price_silent_for_days_as_unchanged_not_as_a_gap(tmp_path: Path) -> None:
@@ -177,3 +178,18 @@ def test_demo_rebuilds_byte_identical_files_and_a_database(tmp_path: Path) -> No
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
     markets = json.loads(run("markets", "--db", outs[0]["db"], "--json").stdout)
     assert len(markets) >= 10 and {m["provider"] for m in markets} >= {"mithril", "aws", "gcp", "lambda", "spheron"}
+
+
+def test_an_as_of_past_the_records_is_a_one_line_error_not_a_frozen_forecast(tmp_path: Path) -> None:
+    db = _two_market_db(tmp_path)
+    spot = "aws:us-east-1a:g2.2xlarge:spot"
+    ok = run("forecast", spot, "--db", db, "--as-of", "2015-04-03T00:00:00Z", "--horizon", "3h", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    for args in (("forecast", spot), ("recommend", "--instance-type", "g2.2xlarge", "--gpu-hours", "4",
+                                      "--deadline", "12h")):
+        late = run(*args, "--db", db, "--as-of", "2015-06-01T00:00:00Z")
+        assert late.exit_code == 1 and late.stdout == ""
+        assert late.stderr.strip() == (
+            f"error: --as-of 2015-06-01T00:00Z is 60 days after the last record of {spot} (2015-04-01 23:00), "
+            "longer than it was ever silent, and a price carried forward that long is not data. To fix: an --as-of "
+            "within the records (`advisor markets` lists their span), or ingest newer prices")

@@ -619,3 +619,25 @@ def test_a_zone_that_flickers_ranks_below_a_steady_one_held_as_often() -> None:
     paths = MarketPaths(names, mean[None], mean[None].copy(), avail[None])
     assert rank_markets(paths, list(names[:2]), 1, 40.0) == ["a:r:x:spot", "b:r:x:spot"]  # per hour held: a tie
     assert rank_markets(paths, list(names[:2]), 1, 40.0, lost_per_start=0.75) == ["b:r:x:spot", "a:r:x:spot"]
+
+
+def test_a_zone_whose_records_stopped_is_left_out_with_a_note_not_read_as_frozen(tmp_path: Path) -> None:
+    # zone b, the cheaper one, stopped reporting after a week; its last price carried forward for two more weeks
+    # would read as a zone steady at 3 $/h, and the plan would stake the job on it
+    con = build_zone_store(tmp_path, {"us-central5-a": lambda i: (4.0, 0 if (i // 6) % 9 == 0 else 16)}, weeks=3)
+    rows = [f"{ts:%Y-%m-%dT%H:%M:%SZ},mithril,us-central5,us-central5-b,h100-80gb.sxm.8x,H100,8,spot,3.00,16"
+            for ts in pd.date_range(START, periods=168 * 6, freq="10min")]
+    (tmp_path / "b.csv").write_text(",".join(HEADER) + "\n" + "\n".join(rows) + "\n")
+    store.ingest_files(con, [tmp_path / "b.csv"])
+    rec = recommend(con, w(hours=24, deadline_hours=48), n_train=30, n_eval=30)
+    gone = SPOT.replace("us-central5-a", "us-central5-b")
+    assert rec.as_of == START + pd.Timedelta(weeks=3)
+    assert gone not in rec.universe.spot and all(b.market != gone for b in rec.chosen.plan.bids)
+    from advisor.report import build_report
+
+    assert any(a.startswith(f"left out {gone}: its last record (2026-03-08 23:50) is 14 days before as_of")
+               for a in build_report(rec)["assumptions"])
+    # an --as-of past every spot market's records: a clear error, not a forecast from frozen prices
+    with pytest.raises(AdvisorError, match=r"--as-of 2026-05-01T00:00Z is 39 days after the last record of "
+                                           r"mithril:us-central5-a.* To fix: an --as-of within the records"):
+        recommend(con, w(hours=24, deadline_hours=48), as_of=pd.Timestamp("2026-05-01"), n_train=30, n_eval=30)

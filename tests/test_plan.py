@@ -247,3 +247,28 @@ def test_hours_before_a_zones_first_record_are_unknown_not_out(tmp_path: Path) -
     assert not history.usable(1, 1.0, 1)[0, :48].any()  # no price there: nothing to bid on
     assert Forecaster(n_paths=50).fit(history).prob_capacity(b, 1, 24).min() > 0.9
 
+
+
+def test_hours_inside_a_silence_are_unknown_not_the_last_record_held(tmp_path: Path) -> None:
+    import pandas as pd
+    from conftest import spot_row, write_normalized
+
+    from advisor import store
+    from advisor.plan import load_history
+
+    # zone a: one trace for two days (out at its end), ten silent days, another trace; zone b reports throughout
+    a, b = (f"aws:{z}:g2.2xlarge:spot" for z in ("us-east-1a", "us-east-1b"))
+    days = pd.date_range("2015-03-01", periods=24 * 14, freq="h")
+    rows = [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.1, 0 if i == 47 else 4) for i, t in enumerate(days[:48])]
+    rows += [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.2, 4) for t in days[-48:]]
+    rows += [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.3, 4, zone="us-east-1b") for t in days]
+    con = store.connect(tmp_path / "s.duckdb")
+    store.ingest_files(con, [write_normalized(tmp_path / "s.csv", rows)])
+    history = load_history(con, [a, b], pd.Timestamp("2015-03-01"), 24 * 14)
+    gap = slice(48, 24 * 12)
+    assert np.isnan(history.mean[0, 0, gap]).all() and np.isnan(history.avail[0, 0, gap]).all()
+    assert (history.mean[0, 0, :48] == 0.1).all() and (history.mean[0, 0, -48:] == 0.2).all()
+    assert (history.mean[0, 1] == 0.3).all()  # a market that kept reporting is untouched
+    # past the end of a's records the hours are unknown too, however long the window runs on
+    longer = load_history(con, [a, b], pd.Timestamp("2015-03-01"), 24 * 30)
+    assert np.isnan(longer.mean[0, 0, 24 * 14 + 1:]).all() and np.isnan(longer.mean[0, 1, 24 * 14 + 1:]).all()

@@ -276,3 +276,28 @@ def test_on_demand_price_of_the_same_instance_type(con, tmp_path: Path) -> None:
     store.ingest_files(con, [write_normalized(tmp_path / "a.csv", rows)])
     assert store.on_demand_price(con, "aws:us-east-1a:g2.2xlarge:spot") == 0.60
     assert store.on_demand_price(con, "aws:us-east-1a:c3.xlarge:spot") is None
+
+
+def test_a_trace_that_ended_is_silent_but_a_calm_change_log_is_not(con, tmp_path: Path) -> None:
+    # zone a: hourly records for two days, nothing for twelve, then two more days (one trace ended, another began);
+    # zone b: a change log quiet for three days at a time (Mithril and AWS 2015 hold a price up to five days)
+    rows = [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.5) for t in pd.date_range("2015-04-01", periods=48, freq="h")]
+    rows += [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.6) for t in pd.date_range("2015-04-15", periods=48, freq="h")]
+    rows += [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.4 + (t.day % 2) / 10, zone="us-east-1b")
+             for t in pd.date_range("2015-04-01", "2015-04-17", freq="3D")]
+    rows += [spot_row("2015-04-01T00:00:00Z", 0.3, zone="us-east-1c")]  # a price posted once
+    store.ingest_files(con, [write_normalized(tmp_path / "s.csv", rows)])
+    a, b, c = (f"aws:{z}:g2.2xlarge:spot" for z in ("us-east-1a", "us-east-1b", "us-east-1c"))
+    gaps = store.silences(con, [a, b, c], pd.Timestamp("2015-04-17"))
+    assert [(s.market, s.last, s.until) for s in gaps] == [(a, pd.Timestamp("2015-04-02 23:00"),
+                                                            pd.Timestamp("2015-04-15"))]
+    assert store.silent_markets(con, [a, b, c], pd.Timestamp("2015-04-10")) == [
+        store.Silence(a, pd.Timestamp("2015-04-02 23:00"), pd.Timestamp("2015-04-10"))]
+    # ten days past a's last hourly record it is silent (the floor is a week); b, recorded every three days, only
+    # after twenty such gaps; the price posted once says nothing of how often it reports; nothing before the first
+    # record is judged
+    late = store.silent_markets(con, [a, b, c], pd.Timestamp("2015-04-27"))
+    assert [s.market for s in late] == [a] and late[0].hours == pytest.approx(10 * 24 + 1)
+    assert [s.market for s in store.silent_markets(con, [a, b, c], pd.Timestamp("2015-06-20"))] == [a, b]
+    assert store.silent_markets(con, [a, b, c], pd.Timestamp("2015-04-20")) == []
+    assert store.silent_markets(con, [a], pd.Timestamp("2015-03-01")) == []

@@ -12,7 +12,7 @@ from advisor.backtest.run import Grid, PlanFn, run_backtest, start_times
 from advisor.backtest.strategies import Universe
 from advisor.errors import AdvisorError
 from advisor.plan import load_history
-from advisor.store import MarketKey, coverage, list_markets, record_counts
+from advisor.store import MarketKey, coverage, list_markets, record_counts, silent_markets
 
 
 def universe_from_store(con: duckdb.DuckDBPyConnection, instance_type: str | None = None, gpu: str | None = None,
@@ -44,7 +44,9 @@ def universe_from_store(con: duckdb.DuckDBPyConnection, instance_type: str | Non
 
 def starts_with_data(con: duckdb.DuckDBPyConnection, universe: Universe, starts: list[pd.Timestamp],
                      hours: int, block_hours: int = 24) -> list[pd.Timestamp]:
-    """The starts whose next `hours` hours hold a record of every spot market in every `block_hours` block.
+    """The starts at which no spot market is silent (`advisor.store.silent_markets`: its trace had ended, so its
+    state at the start is unknown and a recommendation would leave it out) and whose next `hours` hours hold a
+    record of every spot market in every `block_hours` block.
 
     A step function carries its last value forward, which is right between close records and wrong across a
     gap between two traces or past a trace's end; a day with no record of some market is such a gap. A market
@@ -62,6 +64,8 @@ def starts_with_data(con: duckdb.DuckDBPyConnection, universe: Universe, starts:
     seen = {(m, h) for m, h in zip(counts["market"], counts["hour"], strict=True) if m not in sparse}
     keep = []
     for start in starts:
+        if silent_markets(con, list(universe.spot), start):
+            continue
         blocks = range(0, hours, block_hours)
         last_hour = start + pd.Timedelta(hours=hours - 1)
         dense = all(any((m, start + pd.Timedelta(hours=b + i)) in seen for i in range(min(block_hours, hours - b)))

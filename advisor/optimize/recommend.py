@@ -39,7 +39,7 @@ from advisor.plan import (
     replay_batch_many,
     same_structure,
 )
-from advisor.store import coverage, first_price, list_markets, offers
+from advisor.store import as_of_past_records, coverage, first_price, list_markets, offers, silent_markets
 from advisor.units import format_usd, parse_ts
 
 WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -298,9 +298,21 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
     return Universe(spot=spot, on_demand=on_demand)
 
 
+@dataclass
+class RecordedHistory:
+    """What a recommendation is fitted on: the recorded paths, the universe left to use, the forecast origin, and a
+    note per market left out."""
+
+    paths: MarketPaths
+    universe: Universe
+    as_of: pd.Timestamp
+    notes: list[str]
+
+
 def fetch_history(con: duckdb.DuckDBPyConnection, universe: Universe, as_of: pd.Timestamp | None,
-                  lookback_hours: int) -> tuple[MarketPaths, Universe, pd.Timestamp]:
-    """The recorded history a recommendation fits on, the universe less on-demand markets with no price in it, and
+                  lookback_hours: int) -> RecordedHistory:
+    """The recorded history a recommendation fits on, from a universe less its spot markets silent at as_of
+    (`silent_markets`: a frozen last price is not data) and its on-demand markets with no price in the history, and
     the forecast origin (given, or the hour after the last spot record). The spot records bound the window: a list
     price recorded once, when it was quoted, would otherwise open it with weeks in which no bid holds, or stretch it
     past the last spot record with the market frozen at that record."""
@@ -310,11 +322,30 @@ def fetch_history(con: duckdb.DuckDBPyConnection, universe: Universe, as_of: pd.
     as_of = parse_ts(as_of).ceil("h") if not live else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
     if pd.Timestamp(first) >= as_of:
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
+    universe, notes = _without_silent(con, universe, as_of)
+    markets = list(universe.spot + universe.on_demand)
+    first, _ = coverage(con, list(universe.spot) or markets)
     start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
     history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
     if live:
         _quote_list_prices(con, history, universe.on_demand)
-    return history, _priced_fallbacks(universe, history, as_of), as_of
+    return RecordedHistory(history, _priced_fallbacks(universe, history, as_of), as_of, notes)
+
+
+def _without_silent(con: duckdb.DuckDBPyConnection, universe: Universe,
+                    as_of: pd.Timestamp) -> tuple[Universe, list[str]]:
+    """The universe less its spot markets silent at `as_of`, with a note for each; an AdvisorError when every spot
+    market is (an --as-of past the records' end)."""
+    silent = silent_markets(con, list(universe.spot), as_of)
+    if not silent:
+        return universe, []
+    if len(silent) == len(universe.spot):
+        raise as_of_past_records(silent, as_of)
+    gone = {s.market for s in silent}
+    notes = [f"left out {s.market}: its last record ({s.last:%Y-%m-%d %H:%M}) is {s.hours / 24:.0f} days before "
+             f"as_of, longer than it was ever silent before, so its last price would be carried forward as if it "
+             f"still held. To fix: ingest its newer records" for s in silent]
+    return replace(universe, spot=tuple(m for m in universe.spot if m not in gone)), notes
 
 
 def _quote_list_prices(con: duckdb.DuckDBPyConnection, history: MarketPaths, on_demand: tuple[str, ...]) -> None:
@@ -393,7 +424,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
               lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
               history_weight: float | None = HISTORY_WEIGHT, outage_chance: float = OUTAGE_CHANCE) -> Recommendation:
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
-    history, universe, as_of = fetch_history(con, select_universe(con, workload, instance_type), as_of, lookback_hours)
+    fetched = fetch_history(con, select_universe(con, workload, instance_type), as_of, lookback_hours)
+    history, universe, as_of = fetched.paths, fetched.universe, fetched.as_of
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)
     train = with_history_windows(model.scenarios(n_train, workload.horizon, seed), history, workload.horizon,
                                  posted=model.posted_markets())
@@ -422,7 +454,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     training = Training(train, q, plain, plain_paths)
     cands, cost, meet, index, notes = _refine(workload, pool, cands, cost, meet, training, solution.index, cap)
-    notes = ([solution.note] if solution.note else []) + notes
+    notes = fetched.notes + ([solution.note] if solution.note else []) + notes
     solution = replace(solution, index=index)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))

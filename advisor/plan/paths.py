@@ -100,9 +100,17 @@ def _carry_list_prices_back(mean: np.ndarray, peak: np.ndarray, avail: np.ndarra
 
 
 def load_history(con, markets: list[str], start: pd.Timestamp, hours: int) -> MarketPaths:
-    """Recorded history of `markets` for `hours` hours from `start` (hour-aligned), as one path."""
-    from advisor.store import hourly
+    """Recorded history of `markets` for `hours` hours from `start` (hour-aligned), as one path; the hours inside a
+    spot market's silence (`advisor.store.silences`: its trace had ended) are unknown, not its last record held."""
+    from advisor.store import hourly, silences
 
     start = pd.Timestamp(start).floor("h")
-    frame = hourly(con, markets, start, start + pd.Timedelta(hours=hours))
-    return paths_from_hourly(frame, markets)
+    end = start + pd.Timedelta(hours=hours)
+    paths = paths_from_hourly(hourly(con, markets, start, end), markets)
+    for gap in silences(con, markets, end) if paths.start is not None else []:
+        first = max(int((gap.last.floor("h") - paths.start) / pd.Timedelta(hours=1)) + 1, 0)
+        stop = int((gap.until.floor("h") - paths.start) / pd.Timedelta(hours=1))
+        if stop > first:
+            i = paths.index(gap.market)
+            paths.mean[0, i, first:stop] = paths.peak[0, i, first:stop] = paths.avail[0, i, first:stop] = np.nan
+    return paths
