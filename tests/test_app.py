@@ -65,6 +65,9 @@ def test_as_of_and_markets_restrict_the_recommendation(app: AppTest) -> None:
     at.text_input(key="as_of").set_value("2026-05-01T00:00:00Z").run()
     assert not at.exception and not at.error
     assert "2026-05-01" in at.sidebar.text_input(key="as_of").value
+    at.text_input(key="as_of").set_value("2027-06-01T00:00:00Z").run()  # a year past the demo's records
+    assert not at.exception and any("381 days after the last record" in e.value for e in at.error)
+    at.text_input(key="as_of").set_value("2026-05-01T00:00:00Z").run()
     only = "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
     at.multiselect(key="markets").set_value([only]).run()
     assert not at.exception
