@@ -215,6 +215,19 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
         raise ValueError(f"{flag} {text!r}: give comma-separated numbers, e.g. 24,48,96") from None
 
 
+def _duration(text: str, flag: str, zero: bool = False) -> float:
+    """A duration flag in hours (`36h`, `14d`), longer than 0 unless `zero`; a one-line error naming the flag."""
+    from advisor.units import parse_duration_hours
+
+    try:
+        hours = parse_duration_hours(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag} {exc}") from None
+    if hours < 0 or (hours == 0 and not zero):
+        raise ValueError(f"{flag} {text!r}: must be {'0 h or more' if zero else 'longer than 0 h'}")
+    return hours
+
+
 @app.command("replay")
 @cli_errors
 def replay_cmd(
@@ -272,18 +285,21 @@ def backtest(
     """Compare strategies with the hindsight optimum on history. Example: advisor backtest --instance-type g2.2xlarge"""
     from advisor.backtest import Grid, backtest_from_store, summarize, universe_from_store
     from advisor.optimize.backtest import advisor_plan_fns
-    from advisor.units import parse_duration_hours
 
-    grid = Grid(hours=_floats(hours, "--hours"), slack=_floats(slack, "--slack"),
-                nodes=tuple(int(n) for n in _floats(nodes, "--nodes")), checkpoint_every=checkpoint_every,
-                restart_overhead=restart_overhead)
+    slacks, gangs = _floats(slack, "--slack"), _floats(nodes, "--nodes")
+    if any(s < 1 for s in slacks):
+        raise ValueError(f"--slack {slack!r}: each must be >= 1 (the deadline over the work: below 1 it cannot be met)")
+    if any(n < 1 or n != int(n) for n in gangs):
+        raise ValueError(f"--nodes {nodes!r}: each must be a whole number >= 1")
+    grid = Grid(hours=_floats(hours, "--hours"), slack=slacks, nodes=tuple(int(n) for n in gangs),
+                checkpoint_every=checkpoint_every, restart_overhead=restart_overhead)
+    step, warm = _duration(every, "--every"), _duration(warmup, "--warmup", zero=True)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     with open_store(db) as con:
         universe = universe_from_store(con, instance_type, gpu, markets.split(",") if markets else None)
         with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
             task = progress.add_task("backtest", total=None)
-            rows, starts = backtest_from_store(con, universe, grid, parse_duration_hours(every),
-                                               parse_duration_hours(warmup), names, advisor_plan_fns(con, names),
+            rows, starts = backtest_from_store(con, universe, grid, step, warm, names, advisor_plan_fns(con, names),
                                                on_step=lambda: progress.advance(task),
                                                on_total=lambda n: progress.update(task, total=n))
     if csv_out:
@@ -335,11 +351,10 @@ def forecast(
 
     from advisor.forecast import Forecaster
     from advisor.plan import load_history
-    from advisor.units import parse_duration_hours
 
-    hours, back = int(parse_duration_hours(horizon)), int(parse_duration_hours(lookback))
+    hours, back = int(_duration(horizon, "--horizon")), int(_duration(lookback, "--lookback"))
     if market == "evaluate":
-        _forecast_evaluate(markets, back, hours, parse_duration_hours(every), db, as_json)
+        _forecast_evaluate(markets, back, hours, _duration(every, "--every"), db, as_json)
         return
     store.MarketKey.parse(market)
     qs = [float(q) for q in _floats(quantiles, "--quantiles")]
@@ -378,7 +393,11 @@ def _deadline_hours(text: str, as_of: pd.Timestamp | None) -> float:
         pass
     end = parse_ts(text)
     origin = as_of if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
-    return float((end - origin) / pd.Timedelta(hours=1))
+    hours = float((end - origin) / pd.Timedelta(hours=1))
+    if hours < 1:
+        raise ValueError(f"--deadline {text}: must be at least 1 h after {'--as-of' if as_of is not None else 'now'}"
+                         f" ({origin:%Y-%m-%dT%H:%M}Z), got {hours:g} h")
+    return hours
 
 
 def _build_workload(flags: dict, workload_file: Path | None, task: dict | None, as_of: pd.Timestamp | None):
@@ -452,9 +471,9 @@ def _print_summary(report: dict) -> None:
 def recommend(
     gpu: Annotated[str | None, typer.Option("--gpu", help="GPU type, e.g. H100.")] = None,
     instance_type: Annotated[str | None, typer.Option("--instance-type", help="Only this instance type.")] = None,
-    gpus_per_node: Annotated[int | None, typer.Option("--gpus-per-node", help="GPUs per instance (default 8).")]
+    gpus_per_node: Annotated[int | None, typer.Option("--gpus-per-node", min=1, help="GPUs per instance (default 8).")]
     = None,
-    nodes: Annotated[int | None, typer.Option("--nodes", help="Instances that run together (a gang).")] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Instances that run together (a gang).")] = None,
     hours: Annotated[float | None, typer.Option("--hours", help="Gang wall-hours of work.")] = None,
     gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="GPU-hours of work (instead of --hours).")]
     = None,

@@ -193,3 +193,26 @@ def test_an_as_of_past_the_records_is_a_one_line_error_not_a_frozen_forecast(tmp
             f"error: --as-of 2015-06-01T00:00Z is 60 days after the last record of {spot} (2015-04-01 23:00), "
             "longer than it was ever silent, and a price carried forward that long is not data. To fix: an --as-of "
             "within the records (`advisor markets` lists their span), or ingest newer prices")
+
+
+def test_bad_sweep_and_workload_flags_are_one_line_errors_naming_the_flag(tmp_path: Path) -> None:
+    db = _two_market_db(tmp_path)
+    base = ("backtest", "--db", db, "--instance-type", "g2.2xlarge", "--hours", "2", "--strategies", "on_demand")
+    for flag, value, message in (("--nodes", "0", "each must be a whole number >= 1"),
+                                 ("--nodes", "1.5", "each must be a whole number >= 1"),
+                                 ("--slack", "0.5", "each must be >= 1"),
+                                 ("--every", "0h", "must be longer than 0 h"),  # was a ZeroDivisionError
+                                 ("--warmup", "soon", "is not a duration")):
+        result = run(*base, flag, value)
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: {flag} ") and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    # a gang of 0 instances was a ZeroDivisionError in --gpu-hours; a deadline before --as-of named no flag
+    zero = run("recommend", "--db", db, "--instance-type", "g2.2xlarge", "--nodes", "0", "--gpu-hours", "4",
+               "--deadline", "12h")
+    assert zero.exit_code == 2 and "--nodes" in zero.stderr and "Traceback" not in zero.output
+    early = run("recommend", "--db", db, "--instance-type", "g2.2xlarge", "--hours", "4", "--deadline",
+                "2015-04-01T00:00:00Z", "--as-of", "2015-04-01T12:00:00Z")
+    assert early.exit_code == 2 and early.stderr.strip() == (
+        "error: --deadline 2015-04-01T00:00:00Z: must be at least 1 h after --as-of (2015-04-01T12:00Z), got -12 h")
+    assert "--horizon '0h': must be longer than 0 h" in run("forecast", "aws:us-east-1a:g2.2xlarge:spot", "--db", db,
+                                                              "--horizon", "0h").stderr
