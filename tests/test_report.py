@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from advisor.cli import app
+from advisor.errors import AdvisorError
 from advisor.plan import Bid, Fallback, Plan, load_document
 from advisor.report import read_task, schema, workload_fields, write_task
 from advisor.units import format_usd
@@ -64,14 +65,16 @@ def test_markdown_section_states_the_numbers(report) -> None:
 
 
 TASK = {"name": "finetune", "num_nodes": 2, "setup": "pip install -r req.txt", "run": "python train.py",
-        "resources": {"accelerators": "H100:8", "use_spot": True, "disk_size": 512, "any_of": [{"infra": "aws"}]},
+        "resources": {"accelerators": "H100:8", "use_spot": True, "disk_size": 512,
+                      "any_of": [{"infra": "aws"}, {"infra": "mithril"}, {"infra": "lambda/us-east-1"}]},
         "file_mounts": {"/ckpt": {"source": "s3://bucket/ckpt"}}, "config": {"mithril": {"limit_price": 32}}}
 
 
 def test_skypilot_task_read_and_written_back(tmp_path: Path) -> None:
     path = tmp_path / "task.yaml"
     path.write_text(yaml.safe_dump(TASK))
-    assert workload_fields(read_task(path)) == {"gpu": "H100", "gpus_per_node": 8, "nodes": 2}
+    assert workload_fields(read_task(path)) == {"gpu": "H100", "gpus_per_node": 8, "nodes": 2,
+                                                "providers": ("aws", "mithril", "lambda")}
     plan = Plan(bids=(Bid("mithril:us-central5-a:h100-80gb.sxm.8x:spot", 19.5),
                       Bid("aws:us-east-1a:p5.48xlarge:spot", 30.0)),
                 fallback=(Fallback("lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"),))
@@ -85,6 +88,30 @@ def test_skypilot_task_read_and_written_back(tmp_path: Path) -> None:
         assert written[key] == TASK[key]
     assert written["resources"]["disk_size"] == 512 and written["resources"]["accelerators"] == "H100:8"
     assert "any_of" not in written["resources"]
+
+
+def test_the_clouds_a_task_allows_come_from_its_choices_or_the_shared_default() -> None:
+    def providers(res: dict) -> tuple[str, ...] | None:
+        return workload_fields({"resources": {"accelerators": "H100:8", **res}}).get("providers")
+
+    assert providers({}) is None and providers({"cloud": "GCP"}) == ("gcp",)
+    assert providers({"ordered": [{"infra": "mithril/us-central5-a"}, {"infra": "aws/us-east-1"}]}) == (
+        "mithril", "aws")
+    # an entry without a cloud takes the shared one; with none shared, it allows any cloud
+    assert providers({"infra": "aws", "any_of": [{"use_spot": True}, {"infra": "gcp"}]}) == ("aws", "gcp")
+    assert providers({"any_of": [{"use_spot": True}, {"infra": "gcp"}]}) is None
+    with pytest.raises(AdvisorError, match="one GPU type at a time; give one, e.g. H100:8"):
+        providers({"accelerators": ["H100:8", "A100:8"]})
+
+
+def test_recommend_from_a_task_keeps_to_the_clouds_it_allows(tmp_path: Path) -> None:
+    task = {**TASK, "resources": {**TASK["resources"], "any_of": [{"infra": "aws"}]}}
+    (tmp_path / "task.yaml").write_text(yaml.safe_dump(task))
+    result = runner.invoke(app, ["recommend", "--task", str(tmp_path / "task.yaml"), "--hours", "24", "--deadline",
+                                 "3d", "--scenarios", "40", "--json"])
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)["plan"]
+    assert {m["market"].split(":")[0] for m in plan["bids"] + plan["fallback"]} == {"aws"}
 
 
 def test_recommend_from_a_task_writes_the_task_back(tmp_path: Path) -> None:

@@ -39,16 +39,31 @@ def workload_fields(task: dict, path: str = "task") -> dict[str, Any]:
     elif isinstance(acc, str):
         gpu, _, count = acc.partition(":")
         count = count or 1
+    elif isinstance(acc, list | dict) and len(acc) > 1:
+        raise AdvisorError(f"{path}: resources.accelerators {acc!r}: the advisor plans for one GPU type at a time; "
+                           f"give one, e.g. H100:8, and run it once per type to compare")
     else:
         raise AdvisorError(f"{path}: resources.accelerators must look like H100:8 (got {acc!r})")
     try:
         fields: dict[str, Any] = {"gpu": str(gpu), "gpus_per_node": int(count), "nodes": int(task.get("num_nodes", 1))}
     except (TypeError, ValueError):
         raise AdvisorError(f"{path}: resources.accelerators {acc!r} or num_nodes is not a number") from None
-    clouds = [str(x).split("/")[0] for x in [res.get("infra"), res.get("cloud")] if x]
+    clouds = _clouds(res)
     if clouds:
-        fields["providers"] = tuple(dict.fromkeys(clouds))
+        fields["providers"] = clouds
     return fields
+
+
+def _clouds(res: dict) -> tuple[str, ...]:
+    """The clouds a task's resources allow: each `any_of` / `ordered` entry's `infra` or `cloud` (the shared one
+    under `resources` where an entry names none), or the shared one alone; () when some choice names no cloud."""
+    def cloud(entry: dict) -> str | None:
+        named = entry.get("infra") or entry.get("cloud") or res.get("infra") or res.get("cloud")
+        return str(named).split("/")[0].lower() if named else None
+
+    entries = [e for key in ("any_of", "ordered") for e in res.get(key) or [] if isinstance(e, dict)]
+    found = [cloud(e) for e in entries] if entries else [cloud({})]
+    return () if None in found else tuple(dict.fromkeys(found))
 
 
 def _entry(market: str, regions: dict[str, str]) -> dict:
