@@ -26,7 +26,7 @@ from advisor.units import format_usd, parse_ts
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="What to bid, whether to reserve, and where to fall back for GPU compute.")
-err = Console(stderr=True)
+err = Console(stderr=True, emoji=False)  # a market key like aws:x:... is not :x:
 PIPED_WIDTH = 120  # columns for tables when stdout is not a terminal (rich would take 80)
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database file (default: $ADVISOR_DB, else the demo data).")]
@@ -91,7 +91,7 @@ def print_table(frame: pd.DataFrame, title: str | None = None) -> None:
         table.add_column(str(col), overflow="fold")
     for row in frame_records(frame):
         table.add_row(*(_cell(v) for v in row.values()))
-    Console(width=None if sys.stdout.isatty() else PIPED_WIDTH).print(table)
+    Console(width=None if sys.stdout.isatty() else PIPED_WIDTH, emoji=False).print(table)
 
 
 def parse_price_flag(text: str | None) -> float | dict[str, float] | None:
@@ -177,6 +177,8 @@ def prices(
     """Show one market's prices. Example: advisor prices aws:us-east-1a:p5.48xlarge:spot --hourly --from 2026-05-01"""
     store.MarketKey.parse(market)
     lo, hi = (parse_ts(start) if start else None), (parse_ts(end) if end else None)
+    if lo is not None and hi is not None and hi <= lo:
+        raise ValueError(f"--to {end}: must be after --from {start}")
     with open_store(db) as con:
         if hourly:
             first, last = store.coverage(con, [market])
@@ -251,8 +253,17 @@ def replay_cmd(
             workload = workload_from_dict(yaml.safe_load(workload_file.read_text()))
     if workload is None:
         raise ValueError(f"{document} holds no workload. To fix: pass --workload FILE")
+    begin = parse_ts(start).floor("h")
+    end = begin + pd.Timedelta(hours=workload.horizon)
     with open_store(db) as con:
-        paths = load_history(con, plan.markets(), parse_ts(start), workload.horizon)
+        gaps = [g for g in store.silences(con, plan.markets(), end) if g.until > begin]
+        if gaps:
+            g = gaps[0]
+            raise AdvisorError(f"--start {start}: the {workload.horizon} h window runs into a silence of {g.market} "
+                               f"(no record from {g.last:%Y-%m-%d %H:%M} to {g.until:%Y-%m-%d %H:%M}), whose hours are "
+                               f"unknown. To fix: a --start whose window lies within its records (`advisor markets` "
+                               f"lists their span)")
+        paths = load_history(con, plan.markets(), begin, workload.horizon)
     result = replay(workload, plan, paths)
     out = {k: v for k, v in result.to_dict().items()
            if k in ("cost", "finished", "finish_hour", "hours_by_market", "preemptions")}
@@ -439,7 +450,8 @@ def _gpus_of_type(con, instance_type: str, need_gpus: bool) -> int | None:
 
 
 def _print_summary(report: dict) -> None:
-    console = Console(soft_wrap=True)  # long market names stay on their line when the summary is piped or pasted
+    # long market names stay on their line when the summary is piped or pasted; a key's :x: is not an emoji
+    console = Console(soft_wrap=True, emoji=False)
     cost = report["cost"]
     console.print(f"[bold]Recommended plan[/bold] (as of {report['data']['as_of']}, "
                   f"{report['data']['scenarios']['evaluation']} fresh scenarios)")

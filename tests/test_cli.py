@@ -216,3 +216,22 @@ def test_bad_sweep_and_workload_flags_are_one_line_errors_naming_the_flag(tmp_pa
         "error: --deadline 2015-04-01T00:00:00Z: must be at least 1 h after --as-of (2015-04-01T12:00Z), got -12 h")
     assert "--horizon '0h': must be longer than 0 h" in run("forecast", "aws:us-east-1a:g2.2xlarge:spot", "--db", db,
                                                               "--horizon", "0h").stderr
+
+
+def test_market_keys_print_as_typed_and_windows_past_the_records_are_refused(tmp_path: Path) -> None:
+    db = _two_market_db(tmp_path)
+    # rich read ':x:' in a key as the emoji shortcode for a cross mark
+    assert "'aws:x:y:spot'" in run("prices", "aws:x:y:spot", "--db", db).stderr
+    spot = "aws:us-east-1a:g2.2xlarge:spot"
+    backwards = run("prices", spot, "--db", db, "--from", "2015-04-02", "--to", "2015-04-01")
+    assert backwards.exit_code == 2
+    assert backwards.stderr.strip() == "error: --to 2015-04-01: must be after --from 2015-04-02"
+    (tmp_path / "plan.json").write_text(json.dumps({
+        "workload": {"hours": 3, "deadline_hours": 12},
+        "plan": {"bids": [{"market": spot, "limit_price": 1.0}],
+                 "fallback": [{"market": "aws:us-east-1a:g2.2xlarge:on_demand"}]}}))
+    late = run("replay", str(tmp_path / "plan.json"), "--db", db, "--start", "2015-05-01T00:00:00Z")
+    assert late.exit_code == 1 and late.stderr.startswith(
+        f"error: --start 2015-05-01T00:00:00Z: the 12 h window runs into a silence of {spot} (no record from "
+        "2015-04-01 23:00 to 2015-05-01 12:00), whose hours are unknown")
+    assert run("replay", str(tmp_path / "plan.json"), "--db", db, "--start", "2015-04-01T06:00:00Z").exit_code == 0
