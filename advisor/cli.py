@@ -526,10 +526,13 @@ def recommend(
     """
     from advisor.optimize import recommend as run_recommend
     from advisor.optimize.solver import SOLVERS
-    from advisor.report import build_report, dump_task, read_task, to_markdown, write_task, write_text_atomic
+    from advisor.report import build_report, dump_task, new_task, read_task, to_markdown, write_task, write_text_atomic
 
     if solver not in SOLVERS:
         raise ValueError(f"--solver {solver!r}: {', '.join(SOLVERS)}")
+    for flag, path in (("--out", out), ("--markdown", markdown), ("--write-task", write_task_to)):
+        if path is not None and not path.parent.is_dir():  # found before the minutes of work, not after
+            raise ValueError(f"{flag} {path}: no directory {path.parent} to write it in")
     origin = parse_ts(as_of) if as_of else None
     task_doc = read_task(task) if task else None
     flags = {"gpu": gpu, "gpus_per_node": gpus_per_node, "nodes": nodes, "hours": hours, "gpu_hours": gpu_hours,
@@ -552,8 +555,8 @@ def recommend(
     if markdown:
         write_text_atomic(markdown, to_markdown(report))
     if write_task_to:
-        write_text_atomic(write_task_to, dump_task(write_task(task_doc or {"resources": {}}, rec.chosen.plan,
-                                                              regions)))
+        task_out = write_task(task_doc or new_task(workload), rec.chosen.plan, regions)
+        write_text_atomic(write_task_to, dump_task(task_out))
     if as_json:
         sys.stdout.write(text + "\n")
     else:

@@ -193,3 +193,20 @@ def test_json_on_stdout_is_only_json_whatever_the_solver_prints(tmp_path: Path) 
                           "g2.2xlarge", "--hours", "24", "--deadline", "48h", "--scenarios", "30", "--solver", "highs",
                           "--json"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["solver"]["name"] == "highs"
+
+
+def test_a_task_written_without_one_given_names_the_gpus_and_the_gang(tmp_path: Path) -> None:
+    out = tmp_path / "planned.yaml"
+    result = runner.invoke(app, ["recommend", "--gpu", "H100", "--nodes", "2", "--hours", "10", "--deadline", "48h",
+                                 "--scenarios", "30", "--write-task", str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
+    written = yaml.safe_load(out.read_text())
+    assert written["num_nodes"] == 2 and written["resources"]["accelerators"] == "H100:8"
+    fields = workload_fields(read_task(out))  # SkyPilot, and the advisor again, read it as the same gang
+    assert (fields["gpu"], fields["gpus_per_node"], fields["nodes"]) == ("H100", 8, 2)
+    # a path in no directory is refused before the recommendation is worked out, not after
+    nowhere = runner.invoke(app, ["recommend", "--gpu", "H100", "--hours", "10", "--deadline", "48h",
+                                  "--out", str(tmp_path / "no" / "r.json")])
+    assert nowhere.exit_code == 2
+    assert nowhere.stderr.strip() == f"error: --out {tmp_path / 'no' / 'r.json'}: no directory {tmp_path / 'no'} to " \
+                                     "write it in"

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from advisor.errors import AdvisorError
-from advisor.plan import Plan
+from advisor.plan import Plan, Workload
 from advisor.store import MarketKey
 
 
@@ -71,6 +71,12 @@ def _entry(market: str, regions: dict[str, str]) -> dict:
     region = regions.get(market) or key.location
     infra = f"{key.provider}/{region}" + (f"/{key.location}" if key.location != region else "")
     return {"infra": infra, "use_spot": key.kind == "spot"}
+
+
+def new_task(workload: Workload) -> dict:
+    """The task a workload given by flags implies, for `write_task` to fill: its accelerators and gang size."""
+    res = {"accelerators": f"{workload.gpu}:{workload.gpus_per_node}"} if workload.gpu else {}
+    return {"num_nodes": workload.nodes, "resources": res}
 
 
 def write_task(task: dict, plan: Plan, regions: dict[str, str]) -> dict:
