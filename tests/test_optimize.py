@@ -641,3 +641,24 @@ def test_a_zone_whose_records_stopped_is_left_out_with_a_note_not_read_as_frozen
     with pytest.raises(AdvisorError, match=r"--as-of 2026-05-01T00:00Z is 39 days after the last record of "
                                            r"mithril:us-central5-a.* To fix: an --as-of within the records"):
         recommend(con, w(hours=24, deadline_hours=48), as_of=pd.Timestamp("2026-05-01"), n_train=30, n_eval=30)
+
+
+def test_an_instance_type_is_served_only_by_reservations_of_its_gpu(tmp_path: Path) -> None:
+    # spot is dear, so a reservation wins; a cheap A100 offer must not stand in for the H100 type asked for
+    con = build_store(tmp_path, lambda i: 90.0, offers=True)
+    (tmp_path / "a100.csv").write_text(
+        "provider,location,instance_type,tier,unit_price,pause_credit,return_credit,min_hours,max_hours\n"
+        "mithril,us-central2-a,a100-80gb.sxm.8x,low,5.0,1.0,2.0,3,336\n")
+    store.ingest_files(con, [tmp_path / "a100.csv"])
+    rec = recommend(con, w(hours=20, deadline_hours=30, gpu=None), instance_type="gpu_8x_h100_sxm5", n_train=30,
+                    n_eval=30)
+    held = [o.plan.reservation.market for o in [rec.chosen, *rec.alternatives] if o.plan.reservation]
+    assert held and all("h100" in m for m in held)
+
+
+def test_markets_asked_for_must_exist_and_include_a_fallback(tmp_path: Path) -> None:
+    con = build_store(tmp_path, lambda i: 8.0, weeks=1)
+    with pytest.raises(AdvisorError, match="no market 'mithril:us-central5-b:h100-80gb.sxm.8x:spot' in the store"):
+        recommend(con, w(markets=(SPOT, SPOT.replace("5-a", "5-b"), OD)), n_train=20, n_eval=20)
+    with pytest.raises(AdvisorError, match="no on-demand market for the markets given to fall back to"):
+        recommend(con, w(markets=(SPOT,)), n_train=20, n_eval=20)

@@ -277,6 +277,9 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
     """Markets for the workload's GPU (instances of `gpus_per_node` GPUs), providers and explicit markets."""
     frame = list_markets(con)
     if w.markets:
+        missing = [m for m in w.markets if m not in set(frame["market"])]
+        if missing:
+            raise AdvisorError(f"no market {missing[0]!r} in the store. To fix: `advisor markets` lists them")
         frame = frame[frame["market"].isin(w.markets)]
     elif instance_type:  # the type fixes the GPUs per instance; its zones and regions compete
         frame = frame[frame["instance_type"] == instance_type]
@@ -290,7 +293,7 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
             frame = frame[frame["provider"].isin(w.providers)]
     spot = tuple(frame.loc[frame["kind"] == "spot", "market"])
     on_demand = tuple(frame.loc[frame["kind"] == "on_demand", "market"])
-    what = instance_type or f"{w.gpu or 'any GPU'} x{w.gpus_per_node}"
+    what = ("the markets given" if w.markets else instance_type) or f"{w.gpu or 'any GPU'} x{w.gpus_per_node}"
     what += f" on {', '.join(w.providers)}" if w.providers else ""
     if not on_demand:
         raise AdvisorError(f"no on-demand market for {what} to fall back to. To fix: `advisor markets` lists what "
@@ -433,7 +436,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     fresh = model.scenarios(n_eval, workload.horizon, seed + 7919)
     offer_rows = offers(con)
     types = {m.split(":")[2] for m in history.markets}
-    types |= {t for t in offer_rows["instance_type"] if _gpu_match(t, workload)}
+    gpu = workload.gpu or _gpu_of_type(con, instance_type)  # an A100 reservation does not serve a p5's H100 job
+    types |= {t for t in offer_rows["instance_type"] if _gpu_match(t, gpu, workload.gpus_per_node)}
     offer_rows = offer_rows[offer_rows["instance_type"].isin(types)]
     if workload.providers:
         offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
@@ -724,11 +728,21 @@ def _score_in_rounds(w: Workload, pool: list[Candidate], train: MarketPaths, q: 
             np.stack([scored[id(c)].finished for c in cands]))
 
 
-def _gpu_match(instance_type: str, w: Workload) -> bool:
+def _gpu_match(instance_type: str, gpu: str | None, gpus_per_node: int) -> bool:
+    """An offer's instance type carries `gpus_per_node` GPUs of model `gpu` (any model when None)."""
     from advisor.store import infer_gpu
 
-    gpu, count = infer_gpu(instance_type)
-    return bool(gpu) and (w.gpu is None or gpu.lower() == w.gpu.lower()) and count == w.gpus_per_node
+    model, count = infer_gpu(instance_type)
+    return bool(model) and (gpu is None or model.lower() == gpu.lower()) and count == gpus_per_node
+
+
+def _gpu_of_type(con: duckdb.DuckDBPyConnection, instance_type: str | None) -> str | None:
+    """The GPU model the store records for an instance type (None for none, or no type)."""
+    if not instance_type:
+        return None
+    frame = list_markets(con)
+    gpus = frame.loc[frame["instance_type"] == instance_type, "gpu"].dropna()
+    return str(gpus.iloc[0]) if not gpus.empty else None
 
 
 def _tier_outcomes(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
