@@ -519,6 +519,27 @@ def test_a_bid_gets_the_zones_behind_it_that_training_prices_within_the_insuranc
     assert _broaden(tight, cands, cost, meet, q, 0, everything) == 0
 
 
+def test_zones_priced_like_the_chosen_one_are_added_behind_it_at_a_wider_tolerance() -> None:
+    from advisor.optimize.recommend import _broaden, _priced_alike
+    from advisor.plan import MarketPaths
+
+    b, c, d = (SPOT.replace("us-central5-a", z) for z in ("us-central5-b", "us-central5-c", "us-central5-d"))
+    # zones of one type posting one price differ only in capacity: one judged flaky on two days of history costs a
+    # few restarts more in training, and is the insurance Greedy (every zone) has over a bid on one
+    prices = np.array([4.0, 4.02, 4.5, np.nan, 20.0])[None, :, None] * np.ones((3, 1, 24))
+    paths = MarketPaths((SPOT, b, c, d, OD), prices, prices.copy(), np.full((3, 5, 24), 16.0))
+    alike = _priced_alike(paths, (Bid(SPOT, 9.0),))
+    assert alike == {SPOT, b, d}  # d has no price (capacity only); c is dearer; on-demand is no zone
+    cands = [candidate(Bid(SPOT, 9.0)), candidate(Bid(SPOT, 9.0), Bid(b, 9.0)), candidate(Bid(SPOT, 9.0), Bid(c, 9.0))]
+    cost = np.array([100.0, 103.0, 101.0])[:, None] * np.ones((1, 2))
+    meet, q, everything = np.ones((3, 2), dtype=bool), np.full(2, 0.5), np.ones(3, dtype=bool)
+    loose = Workload(hours=24, deadline_hours=96)  # the usual tolerance: 0.17%
+    assert _broaden(loose, cands, cost, meet, q, 0, everything) == 0
+    assert _broaden(loose, cands, cost, meet, q, 0, everything, alike) == 1  # +3% for b, priced alike
+    cost[1] = 106.0
+    assert _broaden(loose, cands, cost, meet, q, 0, everything, alike) == 0  # over 5%; c is dearer, at +1%
+
+
 def test_a_guard_margin_goes_down_to_the_smallest_training_ties_and_never_up() -> None:
     from advisor.optimize.recommend import _guard_note, _lower_guard
 
