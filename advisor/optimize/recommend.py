@@ -528,9 +528,9 @@ def _broaden(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.nda
     if not head:
         return index
     mean, best = cost @ q, index
-    usual = _no_worse(w, cost, meet, q, q, index, INSURANCE_TOLERANCE / _spare(w), affordable)
-    for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, max(ALIKE_TOLERANCE, INSURANCE_TOLERANCE / _spare(w)),
-                                      affordable)):
+    tolerance = INSURANCE_TOLERANCE / _spare(w)
+    usual = _no_worse(w, cost, meet, q, q, index, tolerance, affordable)
+    for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, max(ALIKE_TOLERANCE, tolerance), affordable)):
         c = cands[p]
         if (list(c.plan.bids[:len(head)]) == head and c.guard == chosen.guard and c.reservation == chosen.reservation
                 and (usual[p] or all(b.market in alike for b in c.plan.bids[len(head):]))
