@@ -500,7 +500,8 @@ def recommend(
     budget: Annotated[float | None, typer.Option("--budget", help="Most you will spend (USD).")] = None,
     credit_value: Annotated[float | None, typer.Option("--credit-value", help="Worth of $1 of Mithril credit.")]
     = None,
-    providers: Annotated[str | None, typer.Option("--providers", help="Comma-separated providers.")] = None,
+    providers: Annotated[str | None, typer.Option(
+        "--providers", help="Comma-separated providers, or SkyPilot infra: aws/us-east-1[/us-east-1a].")] = None,
     markets: Annotated[str | None, typer.Option("--markets", help="Comma-separated market keys.")] = None,
     workload_file: Annotated[Path | None, typer.Option("--workload", help="Workload YAML/JSON.")] = None,
     task: Annotated[Path | None, typer.Option("--task", help="SkyPilot task YAML (accelerators, num_nodes).")]

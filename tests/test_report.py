@@ -74,7 +74,7 @@ def test_skypilot_task_read_and_written_back(tmp_path: Path) -> None:
     path = tmp_path / "task.yaml"
     path.write_text(yaml.safe_dump(TASK))
     assert workload_fields(read_task(path)) == {"gpu": "H100", "gpus_per_node": 8, "nodes": 2,
-                                                "providers": ("aws", "mithril", "lambda")}
+                                                "providers": ("aws", "mithril", "lambda/us-east-1")}
     plan = Plan(bids=(Bid("mithril:us-central5-a:h100-80gb.sxm.8x:spot", 19.5),
                       Bid("aws:us-east-1a:p5.48xlarge:spot", 30.0)),
                 fallback=(Fallback("lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"),))
@@ -90,18 +90,42 @@ def test_skypilot_task_read_and_written_back(tmp_path: Path) -> None:
     assert "any_of" not in written["resources"]
 
 
-def test_the_clouds_a_task_allows_come_from_its_choices_or_the_shared_default() -> None:
+def test_where_a_task_may_run_comes_from_its_choices_or_the_shared_default() -> None:
+    from advisor.optimize.recommend import allowed_by
+
     def providers(res: dict) -> tuple[str, ...] | None:
         return workload_fields({"resources": {"accelerators": "H100:8", **res}}).get("providers")
 
     assert providers({}) is None and providers({"cloud": "GCP"}) == ("gcp",)
     assert providers({"ordered": [{"infra": "mithril/us-central5-a"}, {"infra": "aws/us-east-1"}]}) == (
-        "mithril", "aws")
+        "mithril/us-central5-a", "aws/us-east-1")
     # an entry without a cloud takes the shared one; with none shared, it allows any cloud
     assert providers({"infra": "aws", "any_of": [{"use_spot": True}, {"infra": "gcp"}]}) == ("aws", "gcp")
     assert providers({"any_of": [{"use_spot": True}, {"infra": "gcp"}]}) is None
     with pytest.raises(AdvisorError, match="one GPU type at a time; give one, e.g. H100:8"):
         providers({"accelerators": ["H100:8", "A100:8"]})
+    # infra as SkyPilot writes it: cloud, region, zone; a region matches the zones named after it
+    allowed = ("aws/us-east-1", "mithril/us-central5", "gcp/us-central1/us-central1-a")
+    assert allowed_by(allowed, "aws", "us-east-1", "us-east-1b")
+    assert not allowed_by(allowed, "aws", "us-west-2", "us-west-2a")
+    assert allowed_by(allowed, "mithril", "us-central5", "us-central5-a")
+    assert allowed_by(allowed, "mithril", None, "us-central5-a")  # an offer: a location, no region
+    assert not allowed_by(allowed, "mithril", "us-central3", "us-central3-a")
+    assert allowed_by(allowed, "gcp", "us-central1", "us-central1-a")
+    assert not allowed_by(allowed, "gcp", "us-central1", "us-central1-b")
+    assert allowed_by(("AWS",), "aws", "eu-west-1", "eu-west-1a") and not allowed_by(("aws",), "lambda", "x", "x")
+
+
+def test_recommend_keeps_to_the_regions_a_task_names(tmp_path: Path) -> None:
+    task = {**TASK, "resources": {**TASK["resources"], "any_of": [{"infra": "mithril/us-central3"},
+                                                                  {"infra": "lambda/us-east-1"}]}}
+    (tmp_path / "task.yaml").write_text(yaml.safe_dump(task))
+    result = runner.invoke(app, ["recommend", "--task", str(tmp_path / "task.yaml"), "--hours", "24", "--deadline",
+                                 "3d", "--scenarios", "40", "--json"])
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)["plan"]
+    assert plan["bids"] and {b["market"].split(":")[1] for b in plan["bids"]} == {"us-central3-a"}
+    assert [f["market"].split(":")[0] for f in plan["fallback"]] == ["lambda"]
 
 
 def test_recommend_from_a_task_keeps_to_the_clouds_it_allows(tmp_path: Path) -> None:

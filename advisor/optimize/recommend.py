@@ -290,16 +290,17 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
         if missing:
             raise AdvisorError(f"no market {missing[0]!r} in the store. To fix: `advisor markets` lists them")
         frame = frame[frame["market"].isin(w.markets)]
-    elif instance_type:  # the type fixes the GPUs per instance; its zones and regions compete
-        frame = frame[frame["instance_type"] == instance_type]
-        if w.providers:
-            frame = frame[frame["provider"].isin(w.providers)]
     else:
-        if w.gpu:
-            frame = frame[frame["gpu"].str.lower() == w.gpu.lower()]
-        frame = frame[frame["gpus_per_instance"] == w.gpus_per_node]
+        if instance_type:  # the type fixes the GPUs per instance; its zones and regions compete
+            frame = frame[frame["instance_type"] == instance_type]
+        else:
+            if w.gpu:
+                frame = frame[frame["gpu"].str.lower() == w.gpu.lower()]
+            frame = frame[frame["gpus_per_instance"] == w.gpus_per_node]
         if w.providers:
-            frame = frame[frame["provider"].isin(w.providers)]
+            regions = dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())
+            frame = frame[[allowed_by(w.providers, r.provider, regions.get(r.market), r.location)
+                           for r in frame.itertuples()]]
     spot = tuple(frame.loc[frame["kind"] == "spot", "market"])
     on_demand = tuple(frame.loc[frame["kind"] == "on_demand", "market"])
     what = ("the markets given" if w.markets else instance_type) or f"{w.gpu or 'any GPU'} x{w.gpus_per_node}"
@@ -308,6 +309,19 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
         raise AdvisorError(f"no on-demand market for {what} to fall back to. To fix: `advisor markets` lists what "
                            f"the store has; widen --providers/--markets or change --gpus-per-node")
     return Universe(spot=spot, on_demand=on_demand)
+
+
+def allowed_by(providers: tuple[str, ...], provider: str, region: str | None, location: str) -> bool:
+    """A market (or offer) at `location` in `region` is among `providers`: each a cloud (`aws`) or SkyPilot's infra
+    `cloud/region[/zone]`; a region also matches the locations named after it (us-central5 -> us-central5-a)."""
+    for entry in providers:
+        cloud, _, rest = entry.lower().partition("/")
+        reg, _, zone = rest.partition("/")
+        here = location.lower()
+        if (cloud == provider.lower() and (not reg or reg == (region or "").lower() or here.startswith(reg))
+                and (not zone or zone == here)):
+            return True
+    return False
 
 
 @dataclass
@@ -449,7 +463,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     types |= {t for t in offer_rows["instance_type"] if _gpu_match(t, gpu, workload.gpus_per_node)}
     offer_rows = offer_rows[offer_rows["instance_type"].isin(types)]
     if workload.providers:
-        offer_rows = offer_rows[offer_rows["provider"].isin(workload.providers)]
+        offer_rows = offer_rows[[allowed_by(workload.providers, r.provider, None, r.location)
+                                 for r in offer_rows.itertuples()]]
     pool = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
     cap = INSURANCE_CAP * first_fallback_price(train, pool[0].plan.fallback)  # the price build_candidates used
     n_plain, bid_on = train.n_scenarios, list(dict.fromkeys(b.market for c in pool for b in c.plan.bids))

@@ -31,7 +31,7 @@ def read_task(path: str | Path) -> dict:
 
 
 def workload_fields(task: dict, path: str = "task") -> dict[str, Any]:
-    """Workload fields a task implies: gpu and gpus_per_node from `accelerators`, nodes, providers."""
+    """Workload fields a task implies: gpu and gpus_per_node from `accelerators`, nodes, providers (its infra)."""
     res = task.get("resources") or {}
     acc = res.get("accelerators")
     if isinstance(acc, dict) and len(acc) == 1:
@@ -48,18 +48,19 @@ def workload_fields(task: dict, path: str = "task") -> dict[str, Any]:
         fields: dict[str, Any] = {"gpu": str(gpu), "gpus_per_node": int(count), "nodes": int(task.get("num_nodes", 1))}
     except (TypeError, ValueError):
         raise AdvisorError(f"{path}: resources.accelerators {acc!r} or num_nodes is not a number") from None
-    clouds = _clouds(res)
-    if clouds:
-        fields["providers"] = clouds
+    places = _infras(res)
+    if places:
+        fields["providers"] = places
     return fields
 
 
-def _clouds(res: dict) -> tuple[str, ...]:
-    """The clouds a task's resources allow: each `any_of` / `ordered` entry's `infra` or `cloud` (the shared one
-    under `resources` where an entry names none), or the shared one alone; () when some choice names no cloud."""
+def _infras(res: dict) -> tuple[str, ...]:
+    """Where a task's resources may run, as `cloud[/region[/zone]]`: each `any_of` / `ordered` entry's `infra` or
+    `cloud` (the shared one under `resources` where an entry names none), or the shared one alone; () when some
+    choice names no cloud."""
     def cloud(entry: dict) -> str | None:
         named = entry.get("infra") or entry.get("cloud") or res.get("infra") or res.get("cloud")
-        return str(named).split("/")[0].lower() if named else None
+        return str(named).strip("/").lower() if named else None
 
     entries = [e for key in ("any_of", "ordered") for e in res.get(key) or [] if isinstance(e, dict)]
     found = [cloud(e) for e in entries] if entries else [cloud({})]
