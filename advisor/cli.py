@@ -539,14 +539,14 @@ def recommend(
     flags = {"gpu": gpu, "gpus_per_node": gpus_per_node, "nodes": nodes, "hours": hours, "gpu_hours": gpu_hours,
              "hours_p90": hours_p90, "deadline": deadline, "checkpoint_every": checkpoint_every,
              "restart_overhead": restart_overhead, "target_probability": target_probability, "budget": budget,
-             "credit_value": credit_value, "task": task,
+             "credit_value": credit_value, "task": task, "instance_type": instance_type,
              "providers": tuple(providers.split(",")) if providers else None,
              "markets": tuple(markets.split(",")) if markets else None}
     with open_store(db) as con:
         if instance_type and gpus_per_node is None and not workload_file and task_doc is None:
             flags["gpus_per_node"] = _gpus_of_type(con, instance_type, gpu_hours is not None)
         workload = _build_workload(flags, workload_file, task_doc, origin)
-        rec = run_recommend(con, workload, origin, instance_type, n_train=scenarios, n_eval=int(scenarios * 2.5),
+        rec = run_recommend(con, workload, origin, n_train=scenarios, n_eval=int(scenarios * 2.5),
                             seed=seed, solver=solver, time_limit=time_limit)
         regions = dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())
     report = build_report(rec)

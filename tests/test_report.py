@@ -205,6 +205,14 @@ def test_recommend_for_an_instance_type_takes_its_gpus_and_its_zones(tmp_path: P
     cpu = runner.invoke(app, [*args, "--instance-type", "c3.xlarge", "--gpu-hours", "24"])
     assert cpu.exit_code == 2 and "c3.xlarge has no GPUs" in cpu.stderr and cpu.stdout == ""
     assert runner.invoke(app, [*args, "--instance-type", "c3.xlarge", "--hours", "24"]).exit_code == 0
+    # the type in a workload file is the workload's, not a field read and dropped (it planned for any 8-GPU type)
+    (tmp_path / "w.yaml").write_text("instance_type: c3.xlarge\nhours: 24\ndeadline_hours: 48\n")
+    typed = runner.invoke(app, ["recommend", "--db", db, "--scenarios", "30", "--json", "--workload",
+                                str(tmp_path / "w.yaml")])
+    assert typed.exit_code == 0, typed.stderr
+    doc = json.loads(typed.stdout)
+    assert doc["workload"]["instance_type"] == "c3.xlarge"
+    assert all(":c3.xlarge:" in m["market"] for m in doc["plan"]["bids"] + doc["plan"]["fallback"])
 
 
 def test_json_on_stdout_is_only_json_whatever_the_solver_prints(tmp_path: Path) -> None:
@@ -228,6 +236,12 @@ def test_a_task_written_without_one_given_names_the_gpus_and_the_gang(tmp_path: 
     assert written["num_nodes"] == 2 and written["resources"]["accelerators"] == "H100:8"
     fields = workload_fields(read_task(out))  # SkyPilot, and the advisor again, read it as the same gang
     assert (fields["gpu"], fields["gpus_per_node"], fields["nodes"]) == ("H100", 8, 2)
+    from advisor.plan import Workload
+    from advisor.report import new_task
+
+    typed = new_task(Workload(hours=4, deadline_hours=8, instance_type="p5.48xlarge", nodes=2))
+    assert typed["resources"] == {"instance_type": "p5.48xlarge"}
+    assert workload_fields(typed) == {"instance_type": "p5.48xlarge", "nodes": 2}  # and back
     # a path in no directory is refused before the recommendation is worked out, not after
     nowhere = runner.invoke(app, ["recommend", "--gpu", "H100", "--hours", "10", "--deadline", "48h",
                                   "--out", str(tmp_path / "no" / "r.json")])

@@ -449,7 +449,9 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
               instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
               lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
               history_weight: float | None = HISTORY_WEIGHT, outage_chance: float = OUTAGE_CHANCE) -> Recommendation:
-    """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`."""
+    """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`, over the markets
+    of `instance_type` (or the workload's) when given, else of its GPU."""
+    instance_type = instance_type or workload.instance_type
     fetched = fetch_history(con, select_universe(con, workload, instance_type), as_of, lookback_hours)
     history, universe, as_of = fetched.paths, fetched.universe, fetched.as_of
     model = Forecaster(n_paths=n_train, seed=seed).fit(history)

@@ -34,6 +34,9 @@ def workload_fields(task: dict, path: str = "task") -> dict[str, Any]:
     """Workload fields a task implies: gpu and gpus_per_node from `accelerators`, nodes, providers (its infra)."""
     res = task.get("resources") or {}
     acc = res.get("accelerators")
+    if acc is None and res.get("instance_type"):  # the type fixes the GPUs; its zones compete
+        return {"instance_type": str(res["instance_type"]), "nodes": int(task.get("num_nodes", 1)),
+                **({"providers": _infras(res)} if _infras(res) else {})}
     if isinstance(acc, dict) and len(acc) == 1:
         gpu, count = next(iter(acc.items()))
     elif isinstance(acc, str):
@@ -75,8 +78,11 @@ def _entry(market: str, regions: dict[str, str]) -> dict:
 
 
 def new_task(workload: Workload) -> dict:
-    """The task a workload given by flags implies, for `write_task` to fill: its accelerators and gang size."""
-    res = {"accelerators": f"{workload.gpu}:{workload.gpus_per_node}"} if workload.gpu else {}
+    """The task a workload given by flags implies, for `write_task` to fill: its accelerators (or instance type) and
+    gang size."""
+    res: dict[str, Any] = {"accelerators": f"{workload.gpu}:{workload.gpus_per_node}"} if workload.gpu else {}
+    if workload.instance_type:
+        res["instance_type"] = workload.instance_type
     return {"num_nodes": workload.nodes, "resources": res}
 
 
