@@ -155,13 +155,20 @@ def markets(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List markets with their coverage. Example: advisor markets --gpu H100 --json"""
+    """List markets with their coverage, and which spot markets went silent (their records stopped long before the
+    others': a live recommendation leaves them out). Example: advisor markets --gpu H100 --json"""
     with open_store(db) as con:
         frame = store.list_markets(con, kind=kind, gpu=gpu)
+        spot = frame.loc[frame["kind"] == "spot"]
+        silent = set()
+        if not spot.empty:
+            live = pd.Timestamp(spot["last_ts"].max()).floor("h") + pd.Timedelta(hours=1)
+            silent = {s.market for s in store.silent_markets(con, list(spot["market"]), live)}
+    frame["silent"] = frame["market"].isin(silent)
     if as_json:
         emit_json(frame_records(frame))
     else:
-        print_table(frame[["market", "gpu", "gpus_per_instance", "first_ts", "last_ts", "rows"]])
+        print_table(frame[["market", "gpu", "gpus_per_instance", "first_ts", "last_ts", "rows", "silent"]])
 
 
 @app.command()

@@ -34,8 +34,20 @@ def test_markets_json_on_demo_data() -> None:
     rows = json.loads(result.stdout)
     assert len(rows) >= 10
     assert set(rows[0]) == {"market", "provider", "location", "instance_type", "gpu", "gpus_per_instance", "kind",
-                            "first_ts", "last_ts", "rows"}
-    assert rows[0]["first_ts"].endswith("Z")
+                            "first_ts", "last_ts", "rows", "silent"}
+    assert rows[0]["first_ts"].endswith("Z") and not any(r["silent"] for r in rows)
+
+
+def test_markets_flags_a_zone_whose_records_stopped(tmp_path: Path) -> None:
+    import pandas as pd
+
+    db = str(tmp_path / "s.duckdb")
+    hours = pd.date_range("2015-04-01", periods=24 * 20, freq="h")
+    rows = [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.5) for t in hours]
+    rows += [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.4, zone="us-east-1b") for t in hours[:24 * 5]]
+    run("ingest", str(write_normalized(tmp_path / "s.csv", rows)), "--db", db)
+    listed = {r["market"]: r["silent"] for r in json.loads(run("markets", "--db", db, "--json").stdout)}
+    assert listed == {"aws:us-east-1a:g2.2xlarge:spot": False, "aws:us-east-1b:g2.2xlarge:spot": True}
 
 
 def test_ingest_json_then_idempotent_then_bad_file(tmp_path: Path) -> None:
