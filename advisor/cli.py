@@ -555,7 +555,7 @@ def recommend(
         workload = _build_workload(flags, workload_file, task_doc, origin)
         rec = run_recommend(con, workload, origin, n_train=scenarios, n_eval=int(scenarios * 2.5),
                             seed=seed, solver=solver, time_limit=time_limit)
-        regions = dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())
+        regions = store.market_regions(con)
     report = build_report(rec)
     text = json.dumps(report, indent=2)
     if out:

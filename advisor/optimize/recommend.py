@@ -40,7 +40,15 @@ from advisor.plan import (
     replay_batch_many,
     same_structure,
 )
-from advisor.store import as_of_past_records, coverage, first_price, list_markets, offers, silent_markets
+from advisor.store import (
+    as_of_past_records,
+    coverage,
+    first_price,
+    list_markets,
+    market_regions,
+    offers,
+    silent_markets,
+)
 from advisor.units import format_usd, parse_ts
 
 WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -298,7 +306,7 @@ def select_universe(con: duckdb.DuckDBPyConnection, w: Workload, instance_type: 
                 frame = frame[frame["gpu"].str.lower() == w.gpu.lower()]
             frame = frame[frame["gpus_per_instance"] == w.gpus_per_node]
         if w.providers:
-            regions = dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())
+            regions = market_regions(con)
             frame = frame[[allowed_by(w.providers, r.provider, regions.get(r.market), r.location)
                            for r in frame.itertuples()]]
     spot = tuple(frame.loc[frame["kind"] == "spot", "market"])

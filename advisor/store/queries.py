@@ -143,6 +143,11 @@ def record_counts(con: duckdb.DuckDBPyConnection, markets: list[str], start: dat
     return frame
 
 
+def market_regions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every market's region (its location where the source gives none: a region-level on-demand market)."""
+    return dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())
+
+
 def first_price(con: duckdb.DuckDBPyConnection, market: str) -> float | None:
     """A market's first recorded price, if any (a list price is often recorded once, when it was fetched)."""
     row = con.execute("""
