@@ -20,7 +20,7 @@ from advisor.optimize import recommend
 from advisor.plan import workload_from_dict
 from advisor.report import build_report, dump_task, read_task, to_markdown, workload_fields, write_task
 from advisor.store.default import resolve_db
-from advisor.units import format_usd
+from advisor.units import format_usd, hour_after
 
 st.set_page_config(page_title="advisor: GPU bids, reservations, fallbacks", layout="wide")
 
@@ -143,7 +143,7 @@ def forecast_view(path: str, frame: pd.DataFrame, gpu: str, rec) -> None:
     bids = {b.market: b.limit_price for b in rec.chosen.plan.bids} if rec else {}
     default = next((i for i, m in enumerate(spot) if m in bids), 0)
     market = st.selectbox("Market", spot, index=default, key="forecast_market")
-    as_of = pd.Timestamp(frame.loc[frame["market"] == market, "last_ts"].iloc[0]).floor("h") + pd.Timedelta(hours=1)
+    as_of = hour_after(frame.loc[frame["market"] == market, "last_ts"].iloc[0])
     fan, curve = cached_forecast(path, market, as_of, 168)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=fan["hour"], y=fan["q90"], line={"width": 0}, showlegend=False))

@@ -22,7 +22,7 @@ from rich.table import Table
 from advisor import store
 from advisor.errors import AdvisorError
 from advisor.store.default import DEMO_DIR, build_demo_db, demo_db_path, resolve_db
-from advisor.units import format_usd, parse_ts
+from advisor.units import format_usd, hour_after, parse_ts
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="What to bid, whether to reserve, and where to fall back for GPU compute.")
@@ -162,7 +162,7 @@ def markets(
         spot = frame.loc[frame["kind"] == "spot"]
         silent = set()
         if not spot.empty:
-            live = pd.Timestamp(spot["last_ts"].max()).floor("h") + pd.Timedelta(hours=1)
+            live = hour_after(spot["last_ts"].max())
             silent = {s.market for s in store.silent_markets(con, list(spot["market"]), live)}
     frame["silent"] = frame["market"].isin(silent)
     if as_json:
@@ -380,7 +380,7 @@ def forecast(
         raise ValueError(f"--quantiles {quantiles!r}: each must be in (0, 1)")
     with open_store(db) as con:
         _, last = store.coverage(con, [market])
-        origin = parse_ts(as_of).ceil("h") if as_of else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
+        origin = parse_ts(as_of).ceil("h") if as_of else hour_after(last)
         silent = store.silent_markets(con, [market], origin)
         if silent:
             raise store.as_of_past_records(silent, origin)

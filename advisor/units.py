@@ -32,6 +32,11 @@ def parse_ts(text: str | datetime | pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
 
 
+def hour_after(ts: str | datetime | pd.Timestamp) -> pd.Timestamp:
+    """The forecast origin after a record at `ts`: the start of the next hour (a live view of the latest data)."""
+    return pd.Timestamp(ts).floor("h") + pd.Timedelta(hours=1)
+
+
 def format_usd(amount: float) -> str:
     """Dollars, with cents below $100 (a $3.48 job must not print as $3 beside a $4 mean)."""
     return f"${amount:,.0f}" if abs(amount) >= 100 else f"${amount:,.2f}"

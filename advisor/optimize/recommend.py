@@ -49,7 +49,7 @@ from advisor.store import (
     offers,
     silent_markets,
 )
-from advisor.units import format_usd, parse_ts
+from advisor.units import format_usd, hour_after, parse_ts
 
 WORK_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 # Training weight of the recorded-history windows against the forecast scenarios: half each, so a plan must look
@@ -353,7 +353,7 @@ def fetch_history(con: duckdb.DuckDBPyConnection, universe: Universe, as_of: pd.
     markets = list(universe.spot + universe.on_demand)
     first, last = coverage(con, list(universe.spot) or markets)
     live = as_of is None
-    as_of = parse_ts(as_of).ceil("h") if not live else pd.Timestamp(last).floor("h") + pd.Timedelta(hours=1)
+    as_of = parse_ts(as_of).ceil("h") if not live else hour_after(last)
     if pd.Timestamp(first) >= as_of:
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
     universe, notes = _without_silent(con, universe, as_of)
