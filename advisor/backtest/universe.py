@@ -13,6 +13,7 @@ from advisor.backtest.strategies import Universe
 from advisor.errors import AdvisorError
 from advisor.plan import load_history
 from advisor.store import MarketKey, coverage, list_markets, record_counts, silent_markets
+from advisor.store.silence import SILENCE_SPACINGS
 
 
 def universe_from_store(con: duckdb.DuckDBPyConnection, instance_type: str | None = None, gpu: str | None = None,
@@ -51,8 +52,9 @@ def starts_with_data(con: duckdb.DuckDBPyConnection, universe: Universe, starts:
     A step function carries its last value forward, which is right between close records and wrong across a
     gap between two traces or past a trace's end; a day with no record of some market is such a gap. A market
     whose records are sparse (a posted price that changes every few days: records over `block_hours` / 4 apart at
-    the median) says nothing by a silent day, so for it a gap is a silence SPARSE_GAP x its median spacing long,
-    and a window must begin after its first record and end before its last one.
+    the median) says nothing by a silent day, so for it a gap is a silence SILENCE_SPACINGS x its median spacing
+    long (the store's rule for a silence, without its week's floor), and a window must begin after its first record
+    and end before its last one.
     """
     if not starts:
         return []
@@ -76,17 +78,15 @@ def starts_with_data(con: duckdb.DuckDBPyConnection, universe: Universe, starts:
     return keep
 
 
-SPARSE_GAP = 20.0
-
-
 def _median_spacing_hours(hours: pd.DatetimeIndex) -> float:
     return float(pd.Series(hours).diff().dt.total_seconds().median() / 3600) if len(hours) > 1 else 0.0
 
 
 def _silences(hours: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp, list[tuple[pd.Timestamp, pd.Timestamp]]]:
-    """A sparse market's first and last record hours and the silences between two records longer than SPARSE_GAP x
-    their median spacing: a window is covered when it lies between the first and last and overlaps no silence."""
-    longest = pd.Timedelta(hours=SPARSE_GAP * _median_spacing_hours(hours))
+    """A sparse market's first and last record hours and the silences between two records longer than
+    SILENCE_SPACINGS x their median spacing: a window is covered when it lies between the first and last and overlaps
+    no silence."""
+    longest = pd.Timedelta(hours=SILENCE_SPACINGS * _median_spacing_hours(hours))
     gaps = [(a, b) for a, b in zip(hours[:-1], hours[1:], strict=True) if b - a > longest]
     return hours[0], hours[-1], gaps
 

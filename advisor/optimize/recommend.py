@@ -357,8 +357,9 @@ def fetch_history(con: duckdb.DuckDBPyConnection, universe: Universe, as_of: pd.
     if pd.Timestamp(first) >= as_of:
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
     universe, notes = _without_silent(con, universe, as_of)
-    markets = list(universe.spot + universe.on_demand)
-    first, _ = coverage(con, list(universe.spot) or markets)
+    if notes:  # a zone left out may have held the first record
+        markets = list(universe.spot + universe.on_demand)
+        first, _ = coverage(con, list(universe.spot))
     start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
     history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
     if live:

@@ -34,9 +34,10 @@ def workload_fields(task: dict, path: str = "task") -> dict[str, Any]:
     """Workload fields a task implies: gpu and gpus_per_node from `accelerators`, nodes, providers (its infra)."""
     res = task.get("resources") or {}
     acc = res.get("accelerators")
+    places = _infras(res)
+    where = {"providers": places} if places else {}
     if acc is None and res.get("instance_type"):  # the type fixes the GPUs; its zones compete
-        return {"instance_type": str(res["instance_type"]), "nodes": int(task.get("num_nodes", 1)),
-                **({"providers": _infras(res)} if _infras(res) else {})}
+        return {"instance_type": str(res["instance_type"]), "nodes": int(task.get("num_nodes", 1)), **where}
     if isinstance(acc, dict) and len(acc) == 1:
         gpu, count = next(iter(acc.items()))
     elif isinstance(acc, str):
@@ -51,10 +52,7 @@ def workload_fields(task: dict, path: str = "task") -> dict[str, Any]:
         fields: dict[str, Any] = {"gpu": str(gpu), "gpus_per_node": int(count), "nodes": int(task.get("num_nodes", 1))}
     except (TypeError, ValueError):
         raise AdvisorError(f"{path}: resources.accelerators {acc!r} or num_nodes is not a number") from None
-    places = _infras(res)
-    if places:
-        fields["providers"] = places
-    return fields
+    return fields | where
 
 
 def _infras(res: dict) -> tuple[str, ...]:
