@@ -105,8 +105,10 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     rows = np.arange(n)
     slot_base, price_base = rows * n_mkt, (rows % n_paths) * n_mkt
     # slot (-1 waiting .. n_mkt the reservation) -> a column that exists, read where it does not matter; a table
-    # lookup is ~10x cheaper than np.clip on every hour
+    # lookup is ~10x cheaper than np.clip on every hour. Both tables are read at slot + 1.
     column_of = np.clip(np.arange(-1, n_mkt + 1), 0, max(n_mkt - 1, 0))
+    is_bid = np.arange(-1, n_mkt + 1) >= 0
+    is_bid[n_bid + 1:] = False
     # work drops by at most an hour an hour, so no row can be done before this hour
     first_done = max(int(np.floor(workload.hours - 1.0)), 0)
 
@@ -117,39 +119,44 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         # a finished row's guard is never read again
         guard |= rem + ro >= (deadline - t) - margin
         # the slot held last hour is usable this hour (a reservation always is)
-        holds = usable_flat[t].take(slot_base + column_of[cur + 1]) if n_mkt else np.zeros(n, dtype=bool)
+        held = cur + 1
+        was = held > 0
+        holds = usable_flat[t].take(slot_base + column_of.take(held)) if n_mkt else np.zeros(n, dtype=bool)
         if res is not None:
             holds |= cur >= n_mkt
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = np.full(n, reserved)
         else:
-            stay = (cur >= 0) & (cur < n_bid) & holds
+            stay = is_bid.take(held) & holds
             choice = np.where(guard, fallback_pick[t], np.where(stay, cur, bid_pick[t]))
         choice = np.where(active, choice, -1)
 
-        had = active & (cur >= 0)
+        had = active & was
         preempted = had & ~holds
-        rem = rem + np.where(preempted, since, 0.0)
+        rem += np.where(preempted, since, 0.0)
         pre += preempted
-        cur_key, new_key = key_of[cur], key_of[choice]
-        since = np.where(preempted | (had & (new_key != cur_key)), 0.0, since)
+        moved = key_of.take(cur) != key_of.take(choice)
+        since[preempted | (had & moved)] = 0.0
 
         run = choice >= 0
-        restart = run & ((cur_key != new_key) | preempted)
-        gain = np.where(restart, 1.0 - ro, 1.0)
+        restart = run & (moved | preempted)
+        gain = np.where(restart, 1.0 - ro, run)  # 0 where it does not run
         fin = run & (gain >= rem - EPS)
         used = np.where(fin, np.where(restart, ro, 0.0) + rem, 1.0)
         work = np.where(fin, rem, gain)
         on_market = run & (choice < n_mkt) if res is not None else run
-        step_price = price_flat[t].take(price_base + column_of[choice + 1]) if n_mkt else np.zeros(n)
+        step_price = price_flat[t].take(price_base + column_of.take(choice + 1)) if n_mkt else np.zeros(n)
         cost += np.where(on_market, step_price * used, 0.0)
         if by_market:
             hours[rows[run], column[choice[run]]] += used[run]  # one cell per row: no repeated index
         if res is not None:
             res_steps += choice == reserved
-        rem = np.where(run, rem - work, rem)  # a finishing row's work is all of what remained: rem - rem = 0
-        since = np.where(run, since + work, since)
-        since = np.zeros(n) if every <= 0 else since - every * np.floor((since + EPS) / every)
+        rem -= work  # a finishing row's work is all of what remained: rem - rem = 0
+        since += work
+        if every > 0:
+            since -= every * np.floor((since + EPS) / every)
+        else:
+            since[:] = 0.0
         finish = np.where(fin, t + used, finish)
         cur = np.where(active, choice, cur)
 
