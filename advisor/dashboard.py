@@ -69,6 +69,10 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
     plan, rows = rec.chosen.plan, []
     for i, bid in enumerate(plan.bids, 1):
         rows.append({"step": f"bid {i}", "market": bid.market, "detail": f"limit ${bid.limit_price:.2f}/instance-h"})
+    if plan.bids and plan.late_limit is not None:
+        rows.append({"step": "raise limits", "market": "every bid",
+                     "detail": f"to ${plan.late_limit:.2f}/instance-h once {plan.late_margin_hours:g} h of slack "
+                               "are left"})
     if plan.reservation:
         r = plan.reservation
         rows.append({"step": "reserve", "market": r.market,

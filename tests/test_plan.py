@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,37 @@ def test_guard_moves_voluntarily_without_losing_work() -> None:
     kept = replay(w, Plan(bids=(Bid(SPOT, 1.0),), fallback=(Fallback(OD),), guard_margin_hours=0.0),
                   paths([[0.5] * 8, [3.0] * 8]))
     assert kept.finished and kept.preemptions == 0
+
+
+def test_late_limit_raises_the_bids_once_the_slack_is_down_to_the_late_margin() -> None:
+    w = Workload(hours=4, deadline_hours=10, restart_overhead=0.0)
+    market = paths([[3.0] * 10, [4.0] * 10])  # spot sits at 3, above the first limit, all along
+    low = Plan(bids=(Bid(SPOT, 1.5),), fallback=(Fallback(OD),))
+    waited = replay(w, low, market)
+    assert waited.hours_by_market == {OD: pytest.approx(4.0)} and waited.cost == pytest.approx(16.0)  # t = 6..9
+    raised = replay(w, replace(low, late_limit=5.0, late_margin_hours=3.0), market)
+    # slack left 10 - t - 4 <= 3 from t = 3: the bid rises to 5 and runs t = 3..6 at the market's 3
+    assert raised.hours_by_market == {SPOT: pytest.approx(4.0)} and raised.cost == pytest.approx(12.0)
+    assert raised.finish_hour == pytest.approx(7.0)
+
+
+def test_a_bid_held_when_its_limit_rises_keeps_running_without_a_restart() -> None:
+    w = Workload(hours=3, deadline_hours=5, restart_overhead=0.25)
+    market = paths([[1.0] + [3.0] * 4, [4.0] * 5], [[1.0] + [3.0] * 4, [4.0] * 5])
+    plan = Plan(bids=(Bid(SPOT, 1.5),), fallback=(Fallback(OD),), late_limit=5.0, late_margin_hours=1.6)
+    r = replay(w, plan, market)
+    # t=0 restart on spot (0.75 done): slack left at t=1 is 4 - 2.25 - 0.25 = 1.5 <= 1.6, so the limit rises to 5
+    # before the price does; the job keeps its place and ends at 3.25 with no preemption
+    assert r.preemptions == 0 and r.finish_hour == pytest.approx(3.25)
+    assert r.cost == pytest.approx(1.0 + 3.0 + 3.0 + 3.0 * 0.25)
+    assert replay(w, replace(plan, late_limit=None, late_margin_hours=None), market).preemptions == 1
+
+
+def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:
+    with pytest.raises(PlanError, match="plan.late_limit"):
+        Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0)
+    with pytest.raises(PlanError, match="plan.late_margin_hours: must be >= guard_margin_hours"):
+        Plan(bids=(Bid(SPOT, 1.0),), guard_margin_hours=3.0, late_limit=2.0, late_margin_hours=1.0)
 
 
 def test_stays_on_current_bid_while_eligible() -> None:
@@ -165,7 +197,10 @@ def cases(draw):
     if draw(st.booleans()):
         res = Reservation(OD, "low", draw(st.integers(w.nodes, 4)), draw(st.integers(0, 6)), draw(st.integers(3, 8)),
                           5.0, 1.0, 2.0)
-    return w, Plan(bids, res, fallback, draw(st.sampled_from([0.0, 1.0, 2.5]))), p
+    guard, late = draw(st.sampled_from([0.0, 1.0, 2.5])), draw(st.sampled_from([None, 0.0, 2.0, 6.0]))
+    if late is None:
+        return w, Plan(bids, res, fallback, guard), p
+    return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late), p
 
 
 @settings(max_examples=300, deadline=None)

@@ -64,6 +64,19 @@ def test_markdown_section_states_the_numbers(report) -> None:
     assert "| on-demand only |" in text and "**Assumptions**" in text
 
 
+def test_a_late_limit_is_stated_and_validates(report) -> None:
+    from advisor.report.markdown import to_markdown
+
+    doc = copy.deepcopy(report[0])
+    doc["plan"]["bids"] = [{"market": "mithril:us-central3-a:h100-80gb.sxm.8x:spot", "limit_price": 15.94}]
+    doc["plan"].update(late_limit=29.88, late_margin_hours=13.5)
+    jsonschema.validate(doc, schema())
+    assert "- Raise every limit to **$29.88/instance-hour** once the slack left is 13.5 h" in to_markdown(doc)
+    doc["plan"]["late_limit"] = 0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema())
+
+
 TASK = {"name": "finetune", "num_nodes": 2, "setup": "pip install -r req.txt", "run": "python train.py",
         "resources": {"accelerators": "H100:8", "use_spot": True, "disk_size": 512,
                       "any_of": [{"infra": "aws"}, {"infra": "mithril"}, {"infra": "lambda/us-east-1"}]},

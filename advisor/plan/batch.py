@@ -56,7 +56,7 @@ def same_structure(plan: Plan) -> tuple:
 
 def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
                       by_market: bool = True) -> list[BatchResult]:
-    """`replay_batch` of several plans that differ only in limits and guard margins, in one pass over the hours
+    """`replay_batch` of several plans that differ only in limits and margins (guard, late), in one pass over the hours
     (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan. Without
     `by_market` the hours per market are left at zero (scoring needs only cost and deadline met)."""
     if len({same_structure(p) for p in plans}) != 1:
@@ -84,12 +84,28 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     # (hours, rows, slots) so each hour is one contiguous block
     cap = paths.avail[:, midx, :deadline]
     has_cap = np.isnan(cap) | (cap >= nodes)
-    usable = ((paths.peak[None, :, midx, :deadline] <= limits[:, None, :, None]) & has_cap[None])
-    usable = usable.reshape(n, n_mkt, deadline).transpose(2, 0, 1)
+
+    def usable_at(limits: np.ndarray) -> np.ndarray:
+        ok = (paths.peak[None, :, midx, :deadline] <= limits[:, None, :, None]) & has_cap[None]
+        return ok.reshape(n, n_mkt, deadline).transpose(2, 0, 1)
+
+    usable = usable_at(limits)
     # (hours, rows), for every hour at once: the first usable fallback and bid slot, or -1 (wait)
     fallback_pick = _first_usable(usable[:, :, n_bid:n_mkt], n_bid)
     bid_pick = _first_usable(usable[:, :, :n_bid])
     usable_flat = usable.reshape(deadline, n * n_mkt)
+    # plans with a late limit: the same slots at the raised limits, used by a row once its slack is down to the
+    # late margin (-inf: never)
+    phased = n_bid > 0 and any(p.late_margin_hours is not None for p in plans)
+    if phased:
+        late_margin = np.repeat([-np.inf if p.late_margin_hours is None else p.late_margin_hours for p in plans],
+                                n_paths)
+        raised = limits.copy()
+        raised[:, :n_bid] = np.maximum(limits[:, :n_bid], [[p.late_limit or 0.0] for p in plans])
+        usable_late = usable_at(raised)
+        bid_pick_late = _first_usable(usable_late[:, :, :n_bid])
+        usable_late_flat = usable_late.reshape(deadline, n * n_mkt)
+        late = np.zeros(n, dtype=bool)
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -121,14 +137,20 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         # the slot held last hour is usable this hour (a reservation always is)
         held = cur + 1
         was = held > 0
-        holds = usable_flat[t].take(slot_base + column_of.take(held)) if n_mkt else np.zeros(n, dtype=bool)
+        held_at = slot_base + column_of.take(held)
+        holds = usable_flat[t].take(held_at) if n_mkt else np.zeros(n, dtype=bool)
+        bid_first = bid_pick[t]
+        if phased:
+            late |= rem + ro >= (deadline - t) - late_margin
+            holds = np.where(late, usable_late_flat[t].take(held_at), holds)
+            bid_first = np.where(late, bid_pick_late[t], bid_first)
         if res is not None:
             holds |= cur >= n_mkt
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = np.full(n, reserved)
         else:
             stay = is_bid.take(held) & holds
-            choice = np.where(guard, fallback_pick[t], np.where(stay, cur, bid_pick[t]))
+            choice = np.where(guard, fallback_pick[t], np.where(stay, cur, bid_first))
         choice = np.where(active, choice, -1)
 
         had = active & was

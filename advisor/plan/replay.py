@@ -7,7 +7,8 @@ preemption, pro-rata final hour, reservation credits) so strategies that are not
 costed by the same code.
 
 Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hours are returned); the guard
-(`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; an active
+(`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; the same test at
+`late_margin` raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart); an active
 reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first
 eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot market is
 no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
@@ -17,7 +18,7 @@ voluntary move checkpoints first. Pauses are whole hours here, so every pause me
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -175,12 +176,17 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     bids, fallbacks, res_slot = plan_slots(plan, paths)
     res = plan.reservation
     job = Ledger(workload, paths, scenario)
-    deadline, guard = workload.horizon, False
+    deadline, guard, raise_pending = workload.horizon, False, plan.late_margin_hours is not None
     for t in range(deadline):
         if job.done:
             break
         if job.remaining + workload.restart_overhead >= (deadline - t) - plan.guard_margin_hours:
             guard = True
+        if raise_pending and job.remaining + workload.restart_overhead >= (deadline - t) - plan.late_margin_hours:
+            raise_pending, raised = False, [replace(b, limit=max(b.limit, plan.late_limit)) for b in bids]
+            if job.current in bids:
+                job.current = raised[bids.index(job.current)]
+            bids = raised
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = res_slot
         elif guard:

@@ -154,16 +154,26 @@ class Reservation:
 
 @dataclass(frozen=True)
 class Plan:
-    """Bids in order, an optional reservation, fallbacks in order, and the guard margin (hours)."""
+    """Bids in order, an optional reservation, fallbacks in order, and the guard margin (hours). Optionally a late
+    limit: once the slack left is down to `late_margin_hours`, every bid's limit rises to at least `late_limit`."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
     fallback: tuple[Fallback, ...] = ()
     guard_margin_hours: float = 0.0
+    late_limit: float | None = None
+    late_margin_hours: float | None = None
 
     def __post_init__(self) -> None:
         _check(_num(self.guard_margin_hours) and self.guard_margin_hours >= 0, "plan.guard_margin_hours",
                "must be >= 0", self.guard_margin_hours)
+        _check((self.late_limit is None) == (self.late_margin_hours is None), "plan.late_limit",
+               "needs late_margin_hours, and the other way round", self.late_limit)
+        _check(self.late_limit is None or (_num(self.late_limit) and self.late_limit > 0), "plan.late_limit",
+               "must be > 0", self.late_limit)
+        _check(self.late_margin_hours is None or (_num(self.late_margin_hours)
+                                                  and self.late_margin_hours >= self.guard_margin_hours),
+               "plan.late_margin_hours", "must be >= guard_margin_hours", self.late_margin_hours)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
 

@@ -9,6 +9,9 @@ def _plan_lines(plan: dict) -> list[str]:
     lines = []
     for i, bid in enumerate(plan["bids"], 1):
         lines.append(f"{i}. Bid on `{bid['market']}` with a limit of **${bid['limit_price']:.2f}/instance-hour**")
+    if plan["bids"] and plan.get("late_limit") is not None:
+        lines.append(f"- Raise every limit to **${plan['late_limit']:.2f}/instance-hour** once the slack left is "
+                     f"{plan['late_margin_hours']:g} h")
     res = plan["reservation"]
     if res:
         lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
