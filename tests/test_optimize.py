@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,11 @@ def test_flat_market_the_limit_does_not_matter(tmp_path: Path) -> None:
     # margin was chosen (the rounds score other guards for a few ladders only; the missing limits are scored after)
     tight = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
     assert tight.chosen.plan.bids[0].limit_price == rec.chosen.plan.bids[0].limit_price == pytest.approx(1.5 * 20.0)
-    # with 3x the work of slack a preemption is waited out: no insurance, the tie stays at the market's price
+    # with 3x the work of slack a preemption is waited out: no insurance, the tie stays at the market's price (and
+    # no late limit either: a price that never moved in training)
     loose = recommend(con, w(deadline_hours=96), n_train=40, n_eval=60)
     assert loose.chosen.plan.bids[0].limit_price == pytest.approx(8.0) and not loose.notes
+    assert loose.chosen.plan.late_limit is None
 
 
 def test_spiky_market_the_limit_sits_below_the_spikes(tmp_path: Path) -> None:
@@ -558,6 +561,33 @@ def test_a_guard_margin_goes_down_to_the_smallest_training_ties_and_never_up() -
     assert _lower_guard(w(), cands, cost, meet, q, 2, everything) == 2  # 8 h is cheaper, but a larger margin
     meet[1, 0] = False
     assert _lower_guard(w(), cands, cost, meet, q, 0, everything) == 0
+
+
+def test_a_late_limit_is_taken_as_insurance_on_a_training_tie_only() -> None:
+    from advisor.optimize.recommend import _late_note, _late_variant, _raise_late
+
+    chosen = candidate(Bid(SPOT, 9.0), guard=2.0)
+    (late,) = _late_variant(w(), chosen, cap=30.0)  # 24 h due in 72 h: 46 h of slack beyond the guard margin
+    assert late.plan.late_limit == 30.0 and late.plan.late_margin_hours == pytest.approx(2.0 + 0.25 * 46)
+    assert late.plan.bids == chosen.plan.bids and late.guard == chosen.guard
+    # none at a limit already at the cap, for a plan without bids, or under 4 h of slack beyond the margin
+    assert not _late_variant(w(), candidate(Bid(SPOT, 30.0)), cap=30.0)
+    assert not _late_variant(w(deadline_hours=29), chosen, cap=30.0)
+    other = candidate(Bid(SPOT, 12.0), guard=2.0)
+    cands = [chosen, other, late, replace(late, plan=replace(other.plan, late_limit=30.0, late_margin_hours=13.5))]
+    cost = np.array([100.0, 50.0, 100.3, 40.0])[:, None] * np.ones((1, 2))
+    meet, q, everything = np.ones((4, 2), dtype=bool), np.full(2, 0.5), np.ones(4, dtype=bool)
+    # up to 0.5% more in training, the raise of the chosen plan (not of another, however cheap)
+    assert _raise_late(w(), cands, cost, meet, q, 0, everything) == 2
+    assert "limits rise to $30.00 once the slack left is 13.5 h" in _late_note(cands, cost, q, 0, 2)
+    assert "+0.3%" in _late_note(cands, cost, q, 0, 2)
+    cost[2] = 100.6
+    assert _raise_late(w(), cands, cost, meet, q, 0, everything) == 0
+    cost[2] = 100.0
+    meet[2, 0] = False  # it meets the deadline less often
+    assert _raise_late(w(), cands, cost, meet, q, 0, everything) == 0
+    meet[2, 0] = True
+    assert _raise_late(w(), cands, cost, meet, q, 0, np.array([True, True, False, True])) == 0  # over the budget
 
 
 def test_moves_after_the_mip_score_the_plans_they_need_that_the_rounds_left_out() -> None:

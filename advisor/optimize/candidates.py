@@ -63,7 +63,7 @@ def limit_grid(paths: MarketPaths, market: str, od_price: float) -> list[float]:
     excursion above on-demand can cost less than the restarts and lost work of being preempted by it."""
     peaks = finite_peaks(paths, market)
     values = [v for v in np.quantile(peaks, LIMIT_QUANTILES) if v <= 1.5 * od_price] if peaks.size else []
-    return sorted({_as_limit(v) for v in values} | set(on_demand_limits(od_price)))
+    return sorted({as_limit(v) for v in values} | set(on_demand_limits(od_price)))
 
 
 def price_floor(paths: MarketPaths, market: str) -> float:
@@ -75,11 +75,11 @@ def price_floor(paths: MarketPaths, market: str) -> float:
 
 def on_demand_limits(od_price: float) -> list[float]:
     """The fixed multiples of the best on-demand price as limits (none when there is no on-demand price)."""
-    return (sorted({_as_limit(f * od_price, up=False) for f in ON_DEMAND_MULTIPLES}) if math.isfinite(od_price)
+    return (sorted({as_limit(f * od_price, up=False) for f in ON_DEMAND_MULTIPLES}) if math.isfinite(od_price)
             else [])
 
 
-def _as_limit(value: float, up: bool = True) -> float:
+def as_limit(value: float, up: bool = True) -> float:
     """A price as a bid limit in cents, never below one (a limit must be > 0). A price the market showed is rounded
     up, so the limit holds at it (rounded down, it would never hold at a posted price between cents, as GCP's
     $2.04454); a multiple of on-demand is a round figure, to the nearest cent."""
