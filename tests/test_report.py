@@ -67,6 +67,9 @@ def test_markdown_section_states_the_numbers(report) -> None:
 def test_a_late_limit_is_stated_and_validates(report) -> None:
     from advisor.report.markdown import to_markdown
 
+    assert report[0]["plan"]["late_limit"] is not None  # the demo's 48 h job takes one: say how it is operated
+    assert any(a.startswith("Raising the limits late is taken to keep a running instance")
+               for a in report[0]["assumptions"])
     doc = copy.deepcopy(report[0])
     doc["plan"]["bids"] = [{"market": "mithril:us-central3-a:h100-80gb.sxm.8x:spot", "limit_price": 15.94}]
     doc["plan"].update(late_limit=29.88, late_margin_hours=13.5)

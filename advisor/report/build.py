@@ -63,6 +63,9 @@ def assumptions(rec: Recommendation) -> list[str]:
                    f"{rec.outage_chance:.0%} (a stockout longer than the history showed; raised in proportion when "
                    f"the history is shorter than a week), so a plan that stakes the job on one zone pays for that "
                    f"risk; the costs above leave that chance out.")
+    if rec.chosen.plan.late_limit is not None:
+        out.append("Raising the limits late is taken to keep a running instance (its bid's limit changed in place); "
+                   "where a provider can only take a new bid, a running job keeps the first limit until preempted.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes
