@@ -68,6 +68,7 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     from advisor.report.markdown import to_markdown
 
     assert report[0]["plan"]["late_limit"] is not None  # the demo's 48 h job takes one: say how it is operated
+    assert all(a["plan"]["late_limit"] is None for a in report[0]["alternatives"])  # the baselines stay plain
     assert any(a.startswith("Raising the limits late is taken to keep a running instance")
                for a in report[0]["assumptions"])
     doc = copy.deepcopy(report[0])

@@ -437,7 +437,8 @@ def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
     rate = meet @ q
     mean = np.where(rate >= w.target_probability, cost @ q, np.inf)
     out = {"on-demand only": cands[0].plan}
-    singles = [p for p, c in enumerate(cands) if c.ladder != NONE and len(c.plan.bids) == 1]
+    singles = [p for p, c in enumerate(cands)  # one bid at one limit: the late limit is the advisor's own
+               if c.ladder != NONE and len(c.plan.bids) == 1 and c.plan.late_limit is None]
     if singles:
         out["best single bid"] = cands[min(singles, key=lambda p: (mean[p], -rate[p]))].plan
     reserved = [p for p, c in enumerate(cands) if c.reservation != NONE]
