@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from advisor.plan import (
@@ -248,6 +248,18 @@ def test_raising_every_limit_never_lowers_hours_obtained(case, factor: float) ->
     assert np.all(hi.hours.sum(axis=1) >= lo.hours.sum(axis=1) - 1e-9)
     if len(plan.bids) == 1:  # on one market the work done is monotone too
         assert np.all(hi.remaining_hours <= lo.remaining_hours + 1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases(), st.floats(1.0, 5.0), st.sampled_from([0.0, 2.0, 6.0]))
+def test_a_late_limit_never_leaves_more_work_on_one_market(case, factor: float, late: float) -> None:
+    w, plan, p = case
+    assume(plan.bids)
+    w = Workload(hours=float(w.horizon), deadline_hours=w.deadline_hours, nodes=w.nodes,
+                 checkpoint_every=w.checkpoint_every, restart_overhead=w.restart_overhead)
+    low = Plan(bids=plan.bids[:1])
+    high = replace(low, late_limit=plan.bids[0].limit_price * factor, late_margin_hours=late)
+    assert np.all(replay_batch(w, high, p).remaining_hours <= replay_batch(w, low, p).remaining_hours + 1e-9)
 
 
 @settings(max_examples=150, deadline=None)
