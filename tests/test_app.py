@@ -72,3 +72,17 @@ def test_as_of_and_markets_restrict_the_recommendation(app: AppTest) -> None:
     at.multiselect(key="markets").set_value([only]).run()
     assert not at.exception
     assert at.metric[3].value == "0%"  # on-demand only: no saving against on-demand
+
+
+def test_plan_table_states_a_late_limit() -> None:
+    from types import SimpleNamespace
+
+    from advisor.dashboard import plan_table
+    from advisor.plan import Bid, Fallback, Plan
+
+    plan = Plan(bids=(Bid("mithril:us-central3-a:h100-80gb.sxm.8x:spot", 15.94),),
+                fallback=(Fallback("lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"),), guard_margin_hours=2.0,
+                late_limit=29.88, late_margin_hours=13.5)
+    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=plan)))
+    assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1"]
+    assert table["detail"][1] == "to $29.88/instance-h once 13.5 h of slack are left"
