@@ -223,12 +223,13 @@ def test_batch_agrees_with_reference(case) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5])),
-                         min_size=1, max_size=4))
+@given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5]),
+                                   st.sampled_from([None, (1.5, 0.0), (9.0, 4.0)])), min_size=1, max_size=4))
 def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None:
     w, plan, p = case
     plans = [Plan(tuple(Bid(b.market, lim * (1 + i)) for i, b in enumerate(plan.bids)), plan.reservation,
-                  plan.fallback, margin) for lim, margin in variants]
+                  plan.fallback, margin, *((late[0], margin + late[1]) if late else (None, None)))
+             for lim, margin, late in variants]  # with and without a late limit in one pass
     for one, many in zip([replay_batch(w, q, p) for q in plans], replay_batch_many(w, plans, p), strict=True):
         for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits"):
             np.testing.assert_allclose(getattr(many, field), getattr(one, field), atol=1e-9)
