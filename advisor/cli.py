@@ -525,6 +525,9 @@ def recommend(
                                         "same plan either way.")] = "auto",
     time_limit: Annotated[float, typer.Option("--time-limit", help="Solver seconds before the best plan found.")]
     = 30.0,
+    fixed_limits: Annotated[bool, typer.Option(
+        "--fixed-limits", help="Keep every bid's limit for the whole job: no late raise (bids you cannot edit).")]
+    = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -554,7 +557,7 @@ def recommend(
             flags["gpus_per_node"] = _gpus_of_type(con, instance_type, gpu_hours is not None)
         workload = _build_workload(flags, workload_file, task_doc, origin)
         rec = run_recommend(con, workload, origin, n_train=scenarios, n_eval=int(scenarios * 2.5),
-                            seed=seed, solver=solver, time_limit=time_limit)
+                            seed=seed, solver=solver, time_limit=time_limit, late_limit=not fixed_limits)
         regions = store.market_regions(con)
     report = build_report(rec)
     text = json.dumps(report, indent=2)

@@ -87,6 +87,14 @@ TASK = {"name": "finetune", "num_nodes": 2, "setup": "pip install -r req.txt", "
         "file_mounts": {"/ckpt": {"source": "s3://bucket/ckpt"}}, "config": {"mithril": {"limit_price": 32}}}
 
 
+def test_fixed_limits_keep_every_bid_at_its_first_limit() -> None:
+    result = runner.invoke(app, [*ARGS, "--fixed-limits", "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)  # the same request without the flag takes a late limit (the report fixture)
+    assert doc["plan"]["bids"] and doc["plan"]["late_limit"] is None and doc["plan"]["late_margin_hours"] is None
+    assert not any("limits rise" in a or "Raising the limits late" in a for a in doc["assumptions"])
+
+
 def test_skypilot_task_read_and_written_back(tmp_path: Path) -> None:
     path = tmp_path / "task.yaml"
     path.write_text(yaml.safe_dump(TASK))

@@ -65,7 +65,8 @@ def assumptions(rec: Recommendation) -> list[str]:
                    f"risk; the costs above leave that chance out.")
     if rec.chosen.plan.late_limit is not None:
         out.append("Raising the limits late is taken to keep a running instance (its bid's limit changed in place); "
-                   "where a provider can only take a new bid, a running job keeps the first limit until preempted.")
+                   "where a provider can only take a new bid, a running job keeps the first limit until preempted "
+                   "(--fixed-limits plans without the raise).")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes
