@@ -69,6 +69,8 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
 
     assert report[0]["plan"]["late_limit"] is not None  # the demo's 48 h job takes one: say how it is operated
     assert all(a["plan"]["late_limit"] is None for a in report[0]["alternatives"])  # the baselines stay plain
+    fixed = next(a for a in report[0]["alternatives"] if a["name"] == "recommended, without the late limit")
+    assert fixed["plan"]["bids"] == report[0]["plan"]["bids"]  # what the raise buys, on the same fresh scenarios
     assert any(a.startswith("Raising the limits late is taken to keep a running instance")
                for a in report[0]["assumptions"])
     doc = copy.deepcopy(report[0])
@@ -93,6 +95,7 @@ def test_fixed_limits_keep_every_bid_at_its_first_limit() -> None:
     doc = json.loads(result.stdout)  # the same request without the flag takes a late limit (the report fixture)
     assert doc["plan"]["bids"] and doc["plan"]["late_limit"] is None and doc["plan"]["late_margin_hours"] is None
     assert not any("limits rise" in a or "Raising the limits late" in a for a in doc["assumptions"])
+    assert "recommended, without the late limit" not in {a["name"] for a in doc["alternatives"]}
 
 
 def test_skypilot_task_read_and_written_back(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half a
 # half cut c3's 1.4% and raised g2's 0.2%. Which starts gain, training does not tell (its predicted saving and the
 # realized one were unrelated), so the move is insurance taken on a training tie, not a bet taken on a forecast.
 LATE_SHARE = 0.25
+FIXED_LIMITS = "recommended, without the late limit"
 LATE_MIN_ROOM_HOURS = 4.0
 
 
@@ -508,6 +509,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     notes = fetched.notes + ([solution.note] if solution.note else []) + notes
     solution = replace(solution, index=index)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
+    if cands[solution.index].plan.late_limit is not None:  # what the raise buys on the evaluation scenarios
+        alternatives[FIXED_LIMITS] = replace(cands[solution.index].plan, late_limit=None, late_margin_hours=None)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
     chosen = Outcome("recommended", cands[solution.index].plan,
