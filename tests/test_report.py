@@ -77,7 +77,12 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     doc["plan"]["bids"] = [{"market": "mithril:us-central3-a:h100-80gb.sxm.8x:spot", "limit_price": 15.94}]
     doc["plan"].update(late_limit=29.88, late_margin_hours=13.5)
     jsonschema.validate(doc, schema())
-    assert "- Raise every limit to **$29.88/instance-hour** once the slack left is 13.5 h" in to_markdown(doc)
+    text = to_markdown(doc)  # the first mention of the slack left says what it is
+    assert ("- Raise every limit to **$29.88/instance-hour** once the slack left (hours to the deadline less the work "
+            "left and a restart) is 13.5 h") in text
+    assert f"once the slack left is {doc['plan']['guard_margin_hours']:g} h" in text  # the fallback line after it
+    doc["plan"].update(late_limit=None, late_margin_hours=None)
+    assert "- Fall back to" in to_markdown(doc) and "once the slack left (hours" in to_markdown(doc)
     doc["plan"]["late_limit"] = 0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema())

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from advisor.units import format_usd
 
+SLACK = "the slack left (hours to the deadline less the work left and a restart)"
+
 
 def _plan_lines(plan: dict) -> list[str]:
-    lines = []
+    lines, slack = [], SLACK  # the first mention says what the slack left is
     for i, bid in enumerate(plan["bids"], 1):
         lines.append(f"{i}. Bid on `{bid['market']}` with a limit of **${bid['limit_price']:.2f}/instance-hour**")
     if plan["bids"] and plan.get("late_limit") is not None:
-        lines.append(f"- Raise every limit to **${plan['late_limit']:.2f}/instance-hour** once the slack left is "
+        lines.append(f"- Raise every limit to **${plan['late_limit']:.2f}/instance-hour** once {slack} is "
                      f"{plan['late_margin_hours']:g} h")
+        slack = "the slack left"
     res = plan["reservation"]
     if res:
         lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
@@ -19,7 +22,7 @@ def _plan_lines(plan: dict) -> list[str]:
                      f"(pause credit ${res['pause_credit']:.2f}, return credit ${res['return_credit']:.2f})")
     if plan["fallback"]:
         order = " -> ".join(f"`{f['market']}`" for f in plan["fallback"])
-        lines.append(f"- Fall back to {order} once the slack left is {plan['guard_margin_hours']:g} h")
+        lines.append(f"- Fall back to {order} once {slack} is {plan['guard_margin_hours']:g} h")
     return lines
 
 
