@@ -468,9 +468,9 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
               instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
               lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
               history_weight: float | None = HISTORY_WEIGHT, outage_chance: float = OUTAGE_CHANCE,
-              late_limit: bool = True) -> Recommendation:
+              raise_late: bool = True) -> Recommendation:
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`, over the markets
-    of `instance_type` (or the workload's) when given, else of its GPU. Without `late_limit` every bid keeps its limit
+    of `instance_type` (or the workload's) when given, else of its GPU. Without `raise_late` every bid keeps its limit
     for the whole job (for bids that cannot be edited once placed)."""
     instance_type = instance_type or workload.instance_type
     fetched = fetch_history(con, select_universe(con, workload, instance_type), as_of, lookback_hours)
@@ -505,7 +505,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     training = Training(train, q, plain, plain_paths)
     cands, cost, meet, index, notes = _refine(workload, pool, cands, cost, meet, training, solution.index, cap,
-                                              late_limit)
+                                              raise_late)
     notes = fetched.notes + ([solution.note] if solution.note else []) + notes
     solution = replace(solution, index=index)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
@@ -526,10 +526,10 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
 
 def _refine(w: Workload, pool: list[Candidate], cands: list[Candidate], cost: np.ndarray, meet: np.ndarray,
             t: Training, index: int, cap: float,
-            late_limit: bool = True) -> tuple[list[Candidate], np.ndarray, np.ndarray, int, list[str]]:
+            raise_late: bool = True) -> tuple[list[Candidate], np.ndarray, np.ndarray, int, list[str]]:
     """The moves after the MIP, in order: zones behind the chosen bids (`_broaden`), a smaller guard margin on a
     training tie (`_lower_guard`), the limits retuned (`_retune_limit`), a late limit (`_raise_late`, unless not
-    `late_limit`); each within the budget and meeting the target as often. Plans a move needs that the rounds left
+    `raise_late`); each within the budget and meeting the target as often. Plans a move needs that the rounds left
     unscored are scored first and appended. Returns the candidates, their (candidate x scenario) cost and deadline
     met, the final choice and a note per move made."""
     budget = math.inf if w.budget is None else w.budget
@@ -556,7 +556,7 @@ def _refine(w: Workload, pool: list[Candidate], cands: list[Candidate], cost: np
     if moved != index:
         notes.append(_retune_note(w, cands, cost, t.plain, t.q, index, moved))
     index = moved
-    if late_limit and any(_price_moved(t.plain_paths, b.market) for b in cands[index].plan.bids):
+    if raise_late and any(_price_moved(t.plain_paths, b.market) for b in cands[index].plan.bids):
         score(_late_variant(w, cands[index], cap))
     moved = _raise_late(w, cands, cost, meet, t.q, index, cost @ t.plain <= budget)
     if moved != index:
