@@ -292,7 +292,8 @@ def backtest(
     nodes: Annotated[str, typer.Option("--nodes", help="Gang sizes to sweep.")] = "1",
     every: Annotated[str, typer.Option("--every", help="Time between starts.")] = "3d",
     warmup: Annotated[str, typer.Option("--warmup", help="History before the first start.")] = "28d",
-    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated strategies (and advisor).")] =
+    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated strategies (and advisor, "
+                                            "advisor_fixed_limits).")] =
     "on_demand,greedy,uniform_progress,docs_rule",
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every")] = 1.0,
     restart_overhead: Annotated[float, typer.Option("--restart-overhead")] = 0.25,

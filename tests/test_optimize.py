@@ -713,3 +713,17 @@ def test_markets_asked_for_must_exist_and_include_a_fallback(tmp_path: Path) -> 
         recommend(con, w(markets=(SPOT, SPOT.replace("5-a", "5-b"), OD)), n_train=20, n_eval=20)
     with pytest.raises(AdvisorError, match="no on-demand market for the markets given to fall back to"):
         recommend(con, w(markets=(SPOT,)), n_train=20, n_eval=20)
+
+
+def test_a_backtest_can_name_the_advisor_with_fixed_limits(tmp_path: Path) -> None:
+    from advisor.backtest import Universe
+    from advisor.optimize.backtest import advisor_plan_fns
+
+    con = build_store(tmp_path, lambda i: 8.0 + 0.5 * (i % 72 == 0))  # a price that moves, a little, twice a day
+    fns = advisor_plan_fns(con, ["greedy", "advisor", "advisor_fixed_limits"])
+    assert set(fns) == {"advisor", "advisor_fixed_limits"}
+    universe, start = Universe(spot=(SPOT,), on_demand=(OD,)), START + pd.Timedelta(weeks=4)
+    raised, _ = fns["advisor"](w(deadline_hours=96), universe, start)
+    fixed, promised = fns["advisor_fixed_limits"](w(deadline_hours=96), universe, start)
+    assert raised.late_limit == pytest.approx(30.0) and fixed.late_limit is None and promised == 1.0
+    assert fixed == replace(raised, late_limit=None, late_margin_hours=None)  # the same plan otherwise
