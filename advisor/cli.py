@@ -442,14 +442,11 @@ def _build_workload(flags: dict, workload_file: Path | None, task: dict | None, 
 
 def _gpus_of_type(con, instance_type: str, need_gpus: bool) -> int | None:
     """GPUs per instance of `instance_type` as the store records it (None when it has none and none are needed)."""
-    from advisor.store import list_markets
-
-    frame = list_markets(con)
-    counts = frame.loc[frame["instance_type"] == instance_type, "gpus_per_instance"]
-    if counts.empty:
+    recorded = store.instance_gpus(con, instance_type)
+    if recorded is None:
         raise ValueError(f"--instance-type {instance_type}: no market of this type in the store; "
                          f"`advisor markets` lists them")
-    gpus = int(counts.fillna(0).max())
+    gpus = recorded[1]
     if gpus < 1:
         if need_gpus:
             raise ValueError(f"--gpu-hours: {instance_type} has no GPUs; give the work in --hours")

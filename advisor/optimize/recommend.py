@@ -45,6 +45,7 @@ from advisor.store import (
     as_of_past_records,
     coverage,
     first_price,
+    instance_gpus,
     list_markets,
     market_regions,
     offers,
@@ -482,7 +483,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     fresh = model.scenarios(n_eval, workload.horizon, seed + 7919)
     offer_rows = offers(con)
     types = {m.split(":")[2] for m in history.markets}
-    gpu = workload.gpu or _gpu_of_type(con, instance_type)  # an A100 reservation does not serve a p5's H100 job
+    recorded = instance_gpus(con, instance_type) if instance_type else None
+    gpu = workload.gpu or (recorded[0] if recorded else None)  # an A100 reservation does not serve a p5's H100 job
     types |= {t for t in offer_rows["instance_type"] if _gpu_match(t, gpu, workload.gpus_per_node)}
     offer_rows = offer_rows[offer_rows["instance_type"].isin(types)]
     if workload.providers:
@@ -848,15 +850,6 @@ def _gpu_match(instance_type: str, gpu: str | None, gpus_per_node: int) -> bool:
 
     model, count = infer_gpu(instance_type)
     return bool(model) and (gpu is None or model.lower() == gpu.lower()) and count == gpus_per_node
-
-
-def _gpu_of_type(con: duckdb.DuckDBPyConnection, instance_type: str | None) -> str | None:
-    """The GPU model the store records for an instance type (None for none, or no type)."""
-    if not instance_type:
-        return None
-    frame = list_markets(con)
-    gpus = frame.loc[frame["instance_type"] == instance_type, "gpu"].dropna()
-    return str(gpus.iloc[0]) if not gpus.empty else None
 
 
 def _tier_outcomes(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,

@@ -9,6 +9,7 @@ from advisor.store.queries import (
     first_price,
     hourly,
     hourly_view,
+    instance_gpus,
     list_markets,
     market_ids,
     market_regions,
@@ -23,6 +24,6 @@ from advisor.store.silence import Silence, as_of_past_records, silences, silent_
 __all__ = [
     "FORMATS", "KINDS", "IngestResult", "MarketKey", "Silence", "StageOptions", "as_of_past_records", "connect",
     "coverage", "detect_format", "eligible", "first_price", "hourly", "hourly_view", "infer_gpu", "ingest_files",
-    "list_markets", "market_ids", "market_regions", "offers", "on_demand_price", "raw_prices", "record_counts",
-    "silences", "silent_markets",
+    "instance_gpus", "list_markets", "market_ids", "market_regions", "offers", "on_demand_price", "raw_prices",
+    "record_counts", "silences", "silent_markets",
 ]

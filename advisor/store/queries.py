@@ -143,6 +143,17 @@ def record_counts(con: duckdb.DuckDBPyConnection, markets: list[str], start: dat
     return frame
 
 
+def instance_gpus(con: duckdb.DuckDBPyConnection, instance_type: str) -> tuple[str | None, int] | None:
+    """The GPU model and GPUs per instance the store records for an instance type ((None, 0) where it records
+    none); None when no market has that type."""
+    frame = list_markets(con)
+    rows = frame.loc[frame["instance_type"] == instance_type]
+    if rows.empty:
+        return None
+    models = rows["gpu"].dropna()
+    return (str(models.iloc[0]) if not models.empty else None), int(rows["gpus_per_instance"].fillna(0).max())
+
+
 def market_regions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Every market's region (its location where the source gives none: a region-level on-demand market)."""
     return dict(con.execute("SELECT market, coalesce(region, location) FROM markets").fetchall())
