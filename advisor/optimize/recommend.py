@@ -42,6 +42,7 @@ from advisor.plan import (
     same_structure,
 )
 from advisor.store import (
+    Silence,
     as_of_past_records,
     coverage,
     first_price,
@@ -49,7 +50,8 @@ from advisor.store import (
     list_markets,
     market_regions,
     offers,
-    silent_markets,
+    silences,
+    silent_at,
 )
 from advisor.units import format_usd, hour_after, parse_ts
 
@@ -366,22 +368,21 @@ def fetch_history(con: duckdb.DuckDBPyConnection, universe: Universe, as_of: pd.
     as_of = parse_ts(as_of).ceil("h") if not live else hour_after(last)
     if pd.Timestamp(first) >= as_of:
         raise AdvisorError(f"no history before {as_of} for {markets[0]} and the others. To fix: a later --as-of")
-    universe, notes = _without_silent(con, universe, as_of)
+    gaps = silences(con, list(universe.spot), as_of)  # looked up once: they also mask the history's hours
+    universe, notes = _without_silent(universe, silent_at(gaps, as_of), as_of)
     if notes:  # a zone left out may have held the first record
         markets = list(universe.spot + universe.on_demand)
         first, _ = coverage(con, list(universe.spot))
     start = max(as_of - pd.Timedelta(hours=lookback_hours), pd.Timestamp(first).ceil("h"))
-    history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)))
+    history = load_history(con, markets, start, int((as_of - start) / pd.Timedelta(hours=1)), gaps)
     if live:
         _quote_list_prices(con, history, universe.on_demand)
     return RecordedHistory(history, _priced_fallbacks(universe, history, as_of), as_of, notes)
 
 
-def _without_silent(con: duckdb.DuckDBPyConnection, universe: Universe,
-                    as_of: pd.Timestamp) -> tuple[Universe, list[str]]:
-    """The universe less its spot markets silent at `as_of`, with a note for each; an AdvisorError when every spot
+def _without_silent(universe: Universe, silent: list[Silence], as_of: pd.Timestamp) -> tuple[Universe, list[str]]:
+    """The universe less its spot markets `silent` at `as_of`, with a note for each; an AdvisorError when every spot
     market is (an --as-of past the records' end)."""
-    silent = silent_markets(con, list(universe.spot), as_of)
     if not silent:
         return universe, []
     if len(silent) == len(universe.spot):

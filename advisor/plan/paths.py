@@ -8,11 +8,15 @@ data (before a market's first record) has NaN prices and 0 capacity, so nothing 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from advisor.errors import AdvisorError
+
+if TYPE_CHECKING:
+    from advisor.store import Silence
 
 
 @dataclass(frozen=True)
@@ -99,15 +103,18 @@ def _carry_list_prices_back(mean: np.ndarray, peak: np.ndarray, avail: np.ndarra
         mean[:first], peak[:first], avail[:first] = mean[first], peak[first], avail[first]
 
 
-def load_history(con, markets: list[str], start: pd.Timestamp, hours: int) -> MarketPaths:
+def load_history(con, markets: list[str], start: pd.Timestamp, hours: int,
+                 gaps: list[Silence] | None = None) -> MarketPaths:
     """Recorded history of `markets` for `hours` hours from `start` (hour-aligned), as one path; the hours inside a
-    spot market's silence (`advisor.store.silences`: its trace had ended) are unknown, not its last record held."""
+    spot market's silence (`advisor.store.silences`: its trace had ended) are unknown, not its last record held.
+    `gaps`: those silences, up to the window's end, when the caller has looked them up already (of any markets)."""
     from advisor.store import hourly, silences
 
     start = pd.Timestamp(start).floor("h")
     end = start + pd.Timedelta(hours=hours)
     paths = paths_from_hourly(hourly(con, markets, start, end), markets)
-    for gap in silences(con, markets, end) if paths.start is not None else []:
+    gaps = silences(con, markets, end) if gaps is None else [g for g in gaps if g.market in markets]
+    for gap in gaps if paths.start is not None else []:
         first = max(int((gap.last.floor("h") - paths.start) / pd.Timedelta(hours=1)) + 1, 0)
         stop = int((gap.until.floor("h") - paths.start) / pd.Timedelta(hours=1))
         if stop > first:

@@ -19,11 +19,11 @@ from advisor.store.queries import (
     record_counts,
 )
 from advisor.store.schema import connect
-from advisor.store.silence import Silence, as_of_past_records, silences, silent_markets
+from advisor.store.silence import Silence, as_of_past_records, silences, silent_at, silent_markets
 
 __all__ = [
     "FORMATS", "KINDS", "IngestResult", "MarketKey", "Silence", "StageOptions", "as_of_past_records", "connect",
     "coverage", "detect_format", "eligible", "first_price", "hourly", "hourly_view", "infer_gpu", "ingest_files",
     "instance_gpus", "list_markets", "market_ids", "market_regions", "offers", "on_demand_price", "raw_prices",
-    "record_counts", "silences", "silent_markets",
+    "record_counts", "silences", "silent_at", "silent_markets",
 ]

@@ -66,8 +66,13 @@ def silences(con: duckdb.DuckDBPyConnection, markets: list[str], end: pd.Timesta
 
 def silent_markets(con: duckdb.DuckDBPyConnection, markets: list[str], as_of: pd.Timestamp) -> list[Silence]:
     """The spot markets silent at `as_of`: their last record before it begins a silence that lasts to it."""
+    return silent_at(silences(con, markets, as_of), as_of)
+
+
+def silent_at(gaps: list[Silence], as_of: pd.Timestamp) -> list[Silence]:
+    """Of `silences(..., as_of)`, those that last to `as_of` (see `silent_markets`)."""
     as_of = pd.Timestamp(as_of)
-    return [s for s in silences(con, markets, as_of) if s.until >= as_of]
+    return [s for s in gaps if s.until >= as_of]
 
 
 def as_of_past_records(silent: list[Silence], as_of: pd.Timestamp) -> AdvisorError:
