@@ -121,8 +121,8 @@ INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half a
 # half cut c3's 1.4% and raised g2's 0.2%. Which starts gain, training does not tell (its predicted saving and the
 # realized one were unrelated), so the move is insurance taken on a training tie, not a bet taken on a forecast.
 LATE_SHARE = 0.25
-FIXED_LIMITS = "recommended, without the late limit"
 LATE_MIN_ROOM_HOURS = 4.0
+FIXED_LIMITS = "recommended, without the late limit"  # the alternative that shows what the late limit buys
 
 
 @dataclass
