@@ -263,14 +263,15 @@ def replay_cmd(
     begin = parse_ts(start).floor("h")
     end = begin + pd.Timedelta(hours=workload.horizon)
     with open_store(db) as con:
-        gaps = [g for g in store.silences(con, plan.markets(), end) if g.until > begin]
+        found = store.silences(con, plan.markets(), end)
+        gaps = [g for g in found if g.until > begin]
         if gaps:
             g = gaps[0]
             raise AdvisorError(f"--start {start}: the {workload.horizon} h window runs into a silence of {g.market} "
                                f"(no record from {g.last:%Y-%m-%d %H:%M} to {g.until:%Y-%m-%d %H:%M}), whose hours are "
                                f"unknown. To fix: a --start whose window lies within its records (`advisor markets` "
                                f"lists their span)")
-        paths = load_history(con, plan.markets(), begin, workload.horizon)
+        paths = load_history(con, plan.markets(), begin, workload.horizon, found)
     result = replay(workload, plan, paths)
     out = {k: v for k, v in result.to_dict().items()
            if k in ("cost", "finished", "finish_hour", "hours_by_market", "preemptions")}
@@ -382,10 +383,11 @@ def forecast(
     with open_store(db) as con:
         _, last = store.coverage(con, [market])
         origin = parse_ts(as_of).ceil("h") if as_of else hour_after(last)
-        silent = store.silent_markets(con, [market], origin)
+        found = store.silences(con, [market], origin)
+        silent = store.silent_at(found, origin)
         if silent:
             raise store.as_of_past_records(silent, origin)
-        history = load_history(con, [market], origin - pd.Timedelta(hours=back), back)
+        history = load_history(con, [market], origin - pd.Timedelta(hours=back), back, found)
     model = Forecaster().fit(history)
     values = model.quantiles(market, sorted(qs), hours)
     capacity = model.prob_capacity(market, 1, hours)
