@@ -75,6 +75,7 @@ def test_as_of_and_markets_restrict_the_recommendation(app: AppTest) -> None:
 
 
 def test_plan_table_states_a_late_limit() -> None:
+    from dataclasses import replace
     from types import SimpleNamespace
 
     from advisor.dashboard import plan_table
@@ -86,3 +87,6 @@ def test_plan_table_states_a_late_limit() -> None:
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=plan)))
     assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1"]
     assert table["detail"][1] == "to $29.88/instance-h once 13.5 h of slack are left"
+    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, late_after_hours=24.0))))
+    assert table["detail"][1] == ("to $29.88/instance-h once 13.5 h of slack are left, or after 24 h in a row "
+                                  "waiting below the fallback's price")

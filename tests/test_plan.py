@@ -105,11 +105,31 @@ def test_a_bid_held_when_its_limit_rises_keeps_running_without_a_restart() -> No
     assert replay(w, replace(plan, late_limit=None, late_margin_hours=None), market).preemptions == 1
 
 
+def test_a_day_waiting_below_on_demand_raises_the_bids_before_the_slack_runs_down() -> None:
+    w = Workload(hours=4, deadline_hours=20, restart_overhead=0.0)
+    plan = Plan(bids=(Bid(SPOT, 1.5),), fallback=(Fallback(OD),), late_limit=5.0, late_margin_hours=3.0,
+                late_after_hours=5.0)
+    level = paths([[3.0] * 20, [4.0] * 20])  # a new level: above the first limit, below on-demand, all along
+    early = replay(w, plan, level)
+    # waits t = 0..4 at a price below on-demand; the limit rises at t = 5 and the job runs t = 5..8 at 3
+    assert early.hours_by_market == {SPOT: pytest.approx(4.0)} and early.finish_hour == pytest.approx(9.0)
+    # by the slack alone the limit rises at t = 13 (20 - 13 - 4 <= 3)
+    assert replay(w, plan.without_late_limit(), level).cost == pytest.approx(16.0)
+    assert replay(w, replace(plan, late_after_hours=None), level).finish_hour == pytest.approx(17.0)
+    surge = paths([[4.5] * 10 + [1.0] * 10, [4.0] * 20])  # above on-demand for 10 h, then below the first limit
+    waited = replay(w, plan, surge)  # hours above on-demand are waited out, not counted: t = 10..13 at 1
+    assert waited.cost == pytest.approx(4.0) and waited.finish_hour == pytest.approx(14.0)
+
+
 def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:
     with pytest.raises(PlanError, match="plan.late_limit"):
         Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0)
     with pytest.raises(PlanError, match="plan.late_margin_hours: must be >= guard_margin_hours"):
         Plan(bids=(Bid(SPOT, 1.0),), guard_margin_hours=3.0, late_limit=2.0, late_margin_hours=1.0)
+    with pytest.raises(PlanError, match="plan.late_after_hours: must be >= 1 and come with a late_limit"):
+        Plan(bids=(Bid(SPOT, 1.0),), late_after_hours=24.0)
+    with pytest.raises(PlanError, match="plan.late_after_hours"):
+        Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0, late_margin_hours=1.0, late_after_hours=0.5)
 
 
 def test_stays_on_current_bid_while_eligible() -> None:
@@ -200,7 +220,8 @@ def cases(draw):
     guard, late = draw(st.sampled_from([0.0, 1.0, 2.5])), draw(st.sampled_from([None, 0.0, 2.0, 6.0]))
     if late is None:
         return w, Plan(bids, res, fallback, guard), p
-    return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late), p
+    return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late,
+                   draw(st.sampled_from([None, 1.0, 3.0]))), p
 
 
 @settings(max_examples=300, deadline=None)
@@ -224,11 +245,12 @@ def test_batch_agrees_with_reference(case) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5]),
-                                   st.sampled_from([None, (1.5, 0.0), (9.0, 4.0)])), min_size=1, max_size=4))
+                                   st.sampled_from([None, (1.5, 0.0, None), (9.0, 4.0, 2.0)])), min_size=1,
+                         max_size=4))
 def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None:
     w, plan, p = case
     plans = [Plan(tuple(Bid(b.market, lim * (1 + i)) for i, b in enumerate(plan.bids)), plan.reservation,
-                  plan.fallback, margin, *((late[0], margin + late[1]) if late else (None, None)))
+                  plan.fallback, margin, *((late[0], margin + late[1], late[2]) if late else (None, None, None)))
              for lim, margin, late in variants]  # with and without a late limit in one pass
     for one, many in zip([replay_batch(w, q, p) for q in plans], replay_batch_many(w, plans, p), strict=True):
         for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits"):
@@ -255,13 +277,14 @@ def _half_the_window(w: Workload) -> Workload:
 
 
 @settings(max_examples=150, deadline=None)
-@given(cases(), st.floats(1.0, 5.0), st.sampled_from([0.0, 2.0, 6.0]))
-def test_a_late_limit_never_leaves_more_work_on_one_market(case, factor: float, late: float) -> None:
+@given(cases(), st.floats(1.0, 5.0), st.sampled_from([0.0, 2.0, 6.0]), st.sampled_from([None, 1.0, 3.0]))
+def test_a_late_limit_never_leaves_more_work_on_one_market(case, factor: float, late: float,
+                                                            after: float | None) -> None:
     w, plan, p = case
     assume(plan.bids)
     w = _half_the_window(w)
     low = Plan(bids=plan.bids[:1])
-    high = replace(low, late_limit=plan.bids[0].limit_price * factor, late_margin_hours=late)
+    high = replace(low, late_limit=plan.bids[0].limit_price * factor, late_margin_hours=late, late_after_hours=after)
     assert np.all(replay_batch(w, high, p).remaining_hours <= replay_batch(w, low, p).remaining_hours + 1e-9)
 
 

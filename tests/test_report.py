@@ -75,11 +75,15 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
                for a in report[0]["assumptions"])
     doc = copy.deepcopy(report[0])
     doc["plan"]["bids"] = [{"market": "mithril:us-central3-a:h100-80gb.sxm.8x:spot", "limit_price": 15.94}]
-    doc["plan"].update(late_limit=29.88, late_margin_hours=13.5)
+    doc["plan"].update(late_limit=29.88, late_margin_hours=13.5, late_after_hours=24.0)
     jsonschema.validate(doc, schema())
     text = to_markdown(doc)  # the first mention of the slack left says what it is
     assert ("- Raise every limit to **$29.88/instance-hour** once the slack left (hours to the deadline less the work "
-            "left and a restart) is 13.5 h") in text
+            "left and a restart) is 13.5 h, or once no bid has run for 24 h in a row while a bid market was priced "
+            "below the first fallback\n") in text
+    doc["plan"]["late_after_hours"] = None  # reports written before the second trigger
+    jsonschema.validate(doc, schema())
+    assert "is 13.5 h\n" in to_markdown(doc)
     assert f"once the slack left is {doc['plan']['guard_margin_hours']:g} h" in text  # the fallback line after it
     doc["plan"].update(late_limit=None, late_margin_hours=None)
     assert "- Fall back to" in to_markdown(doc) and "once the slack left (hours" in to_markdown(doc)

@@ -106,6 +106,15 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         bid_pick_late = _first_usable(usable_late[:, :, :n_bid])
         usable_late_flat = usable_late.reshape(deadline, n * n_mkt)
         late = np.zeros(n, dtype=bool)
+        # ...or once it has waited `late_after` hours in a row, outside the guard, with a bid market priced below the
+        # first fallback: (hours, scenarios)
+        late_after = np.repeat([p.late_after_hours or np.inf for p in plans], n_paths)
+        waited = np.zeros(n)
+        below = np.zeros((deadline, n_paths), dtype=bool)
+        if fallbacks:
+            bid_mean = paths.mean[:, [b.market for b in bids], :deadline]
+            below = (bid_mean < paths.mean[:, None, fallbacks[0].market, :deadline]).any(axis=1).T
+        scenario_of = np.arange(n) % n_paths
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -141,7 +150,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         holds = usable_flat[t].take(held_at) if n_mkt else np.zeros(n, dtype=bool)
         bid_first = bid_pick[t]
         if phased:
-            late |= rem + ro >= (deadline - t) - late_margin
+            late |= (rem + ro >= (deadline - t) - late_margin) | (waited >= late_after)
             holds = np.where(late, usable_late_flat[t].take(held_at), holds)
             bid_first = np.where(late, bid_pick_late[t], bid_first)
         if res is not None:
@@ -152,6 +161,8 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             stay = is_bid.take(held) & holds
             choice = np.where(guard, fallback_pick[t], np.where(stay, cur, bid_first))
         choice = np.where(active, choice, -1)
+        if phased:
+            waited = np.where((choice < 0) & ~guard & below[t].take(scenario_of), waited + 1, 0.0)
 
         had = active & was
         preempted = had & ~holds

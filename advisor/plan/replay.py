@@ -8,7 +8,9 @@ costed by the same code.
 
 Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hours are returned); the guard
 (`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; the same test at
-`late_margin` raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart); an active
+`late_margin` raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart), and so do
+`late_after` hours in a row without a bid running, outside the guard, while a bid market was priced below the first
+fallback (a level above the limits that holds a day is no spike to wait out); an active
 reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first
 eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot market is
 no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
@@ -177,12 +179,14 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     res = plan.reservation
     job = Ledger(workload, paths, scenario)
     deadline, guard, raise_pending = workload.horizon, False, plan.late_margin_hours is not None
+    after, waited = plan.late_after_hours or math.inf, 0
     for t in range(deadline):
         if job.done:
             break
         if job.remaining + workload.restart_overhead >= (deadline - t) - plan.guard_margin_hours:
             guard = True
-        if raise_pending and job.remaining + workload.restart_overhead >= (deadline - t) - plan.late_margin_hours:
+        if raise_pending and (waited >= after or
+                              job.remaining + workload.restart_overhead >= (deadline - t) - plan.late_margin_hours):
             raise_pending, raised = False, [replace(b, limit=max(b.limit, plan.late_limit)) for b in bids]
             if job.current in bids:
                 job.current = raised[bids.index(job.current)]
@@ -196,4 +200,14 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         else:
             choice = next((b for b in bids if job.usable(b, t)), None)
         job.step(t, choice)
+        out = choice is None and not guard and _below_fallback(paths, scenario, bids, fallbacks, t)
+        waited = waited + 1 if out else 0
     return job.result(res)
+
+
+def _below_fallback(paths: MarketPaths, s: int, bids: list[Slot], fallbacks: list[Slot], t: int) -> bool:
+    """Whether a bid market's price at hour t is below the first fallback's (False with no fallback, or no price)."""
+    if not fallbacks:
+        return False
+    od = paths.mean[s, fallbacks[0].market, t]
+    return any(paths.mean[s, b.market, t] < od for b in bids)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,9 @@ class Reservation:
 @dataclass(frozen=True)
 class Plan:
     """Bids in order, an optional reservation, fallbacks in order, and the guard margin (hours). Optionally a late
-    limit: once the slack left is down to `late_margin_hours`, every bid's limit rises to at least `late_limit`."""
+    limit: once the slack left is down to `late_margin_hours` (or, with `late_after_hours`, once no bid has run for
+    that many hours in a row while a bid market was priced below the first fallback), every bid's limit rises to at
+    least `late_limit`."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
@@ -163,6 +165,7 @@ class Plan:
     guard_margin_hours: float = 0.0
     late_limit: float | None = None
     late_margin_hours: float | None = None
+    late_after_hours: float | None = None
 
     def __post_init__(self) -> None:
         _check(_num(self.guard_margin_hours) and self.guard_margin_hours >= 0, "plan.guard_margin_hours",
@@ -174,8 +177,15 @@ class Plan:
         _check(self.late_margin_hours is None or (_num(self.late_margin_hours)
                                                   and self.late_margin_hours >= self.guard_margin_hours),
                "plan.late_margin_hours", "must be >= guard_margin_hours", self.late_margin_hours)
+        _check(self.late_after_hours is None or (self.late_limit is not None and _num(self.late_after_hours)
+                                                 and self.late_after_hours >= 1),
+               "plan.late_after_hours", "must be >= 1 and come with a late_limit", self.late_after_hours)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
+
+    def without_late_limit(self) -> Plan:
+        """The same plan with every limit fixed for the whole job."""
+        return replace(self, late_limit=None, late_margin_hours=None, late_after_hours=None)
 
     def markets(self) -> list[str]:
         """Every priced market the plan may run on (bids, then fallbacks), without repeats; a reservation is

@@ -13,7 +13,7 @@ def _plan_lines(plan: dict) -> list[str]:
         lines.append(f"{i}. Bid on `{bid['market']}` with a limit of **${bid['limit_price']:.2f}/instance-hour**")
     if plan["bids"] and plan.get("late_limit") is not None:
         lines.append(f"- Raise every limit to **${plan['late_limit']:.2f}/instance-hour** once {slack} is "
-                     f"{plan['late_margin_hours']:g} h")
+                     f"{plan['late_margin_hours']:g} h{_waited(plan.get('late_after_hours'))}")
         slack = "the slack left"
     res = plan["reservation"]
     if res:
@@ -24,6 +24,14 @@ def _plan_lines(plan: dict) -> list[str]:
         order = " -> ".join(f"`{f['market']}`" for f in plan["fallback"])
         lines.append(f"- Fall back to {order} once {slack} is {plan['guard_margin_hours']:g} h")
     return lines
+
+
+def _waited(hours: float | None) -> str:
+    """The late limit's second trigger, as the end of its sentence."""
+    if hours is None:
+        return ""
+    return (f", or once no bid has run for {hours:g} h in a row while a bid market was priced below the first "
+            f"fallback")
 
 
 def _cost_row(name: str, cost: dict, p_meet: float) -> str:
