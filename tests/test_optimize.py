@@ -569,17 +569,19 @@ def test_a_late_limit_is_taken_as_insurance_on_a_training_tie_only() -> None:
     chosen = candidate(Bid(SPOT, 9.0), guard=2.0)
     (late,) = _late_variant(w(), chosen, cap=30.0)  # 24 h due in 72 h: 46 h of slack beyond the guard margin
     assert late.plan.late_limit == 30.0 and late.plan.late_margin_hours == pytest.approx(2.0 + 0.25 * 46)
+    assert late.plan.late_after_hours == 24.0  # a day waiting on a price below on-demand raises it too
     assert late.plan.bids == chosen.plan.bids and late.guard == chosen.guard
     # none at a limit already at the cap, for a plan without bids, or under 4 h of slack beyond the margin
     assert not _late_variant(w(), candidate(Bid(SPOT, 30.0)), cap=30.0)
     assert not _late_variant(w(deadline_hours=29), chosen, cap=30.0)
     other = candidate(Bid(SPOT, 12.0), guard=2.0)
-    cands = [chosen, other, late, replace(late, plan=replace(other.plan, late_limit=30.0, late_margin_hours=13.5))]
+    cands = [chosen, other, late, replace(late, plan=replace(other.plan, late_limit=30.0, late_margin_hours=13.5,
+                                                              late_after_hours=24.0))]
     cost = np.array([100.0, 50.0, 100.3, 40.0])[:, None] * np.ones((1, 2))
     meet, q, everything = np.ones((4, 2), dtype=bool), np.full(2, 0.5), np.ones(4, dtype=bool)
     # up to 0.5% more in training, the raise of the chosen plan (not of another, however cheap)
     assert _raise_late(w(), cands, cost, meet, q, 0, everything) == 2
-    assert "limits rise to $30.00 once the slack left is 13.5 h" in _late_note(cands, cost, q, 0, 2)
+    assert "limits rise to $30.00 once the slack left is 13.5 h, or after 24 h" in _late_note(cands, cost, q, 0, 2)
     assert "+0.3%" in _late_note(cands, cost, q, 0, 2)
     cost[2] = 100.6
     assert _raise_late(w(), cands, cost, meet, q, 0, everything) == 0
@@ -726,4 +728,4 @@ def test_a_backtest_can_name_the_advisor_with_fixed_limits(tmp_path: Path) -> No
     raised, _ = fns["advisor"](w(deadline_hours=96), universe, start)
     fixed, promised = fns["advisor_fixed_limits"](w(deadline_hours=96), universe, start)
     assert raised.late_limit == pytest.approx(30.0) and fixed.late_limit is None and promised == 1.0
-    assert fixed == replace(raised, late_limit=None, late_margin_hours=None)  # the same plan otherwise
+    assert fixed == raised.without_late_limit()  # the same plan otherwise
