@@ -72,8 +72,8 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
     if plan.bids and plan.late_limit is not None:
         rows.append({"step": "raise limits", "market": "every bid",
                      "detail": f"to ${plan.late_limit:.2f}/instance-h once {plan.late_margin_hours:g} h of slack "
-                               f"are left" + (f", or after {plan.late_after_hours:g} h in a row waiting below the "
-                                              f"fallback's price" if plan.late_after_hours else "")})
+                               "are left" + (f", or after {plan.late_after_hours:g} h in a row waiting below the "
+                                             "fallback's price" if plan.late_after_hours else "")})
     if plan.reservation:
         r = plan.reservation
         rows.append({"step": "reserve", "market": r.market,

@@ -10,7 +10,7 @@ Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hou
 (`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; the same test at
 `late_margin` raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart), and so do
 `late_after` hours in a row without a bid running, outside the guard, while a bid market was priced below the first
-fallback (a level above the limits that holds a day is no spike to wait out); an active
+fallback (a level above the limits but below on-demand that holds that long is no spike to wait out); an active
 reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first
 eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot market is
 no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
