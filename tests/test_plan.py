@@ -119,6 +119,13 @@ def test_a_day_waiting_below_on_demand_raises_the_bids_before_the_slack_runs_dow
     surge = paths([[4.5] * 10 + [1.0] * 10, [4.0] * 20])  # above on-demand for 10 h, then below the first limit
     waited = replay(w, plan, surge)  # hours above on-demand are waited out, not counted: t = 10..13 at 1
     assert waited.cost == pytest.approx(4.0) and waited.finish_hour == pytest.approx(14.0)
+    # a ladder counts an hour only when every zone it bids on is below on-demand: raised with SPOT2 at 4.5 first, it
+    # would buy an hour dearer than on-demand
+    ladder = replace(plan, bids=(Bid(SPOT2, 1.5), Bid(SPOT, 1.5)))
+    zones = paths([[3.0] * 20, [4.5] * 6 + [3.0] * 14, [4.0] * 20], markets=MARKETS3)
+    late = replay(w, ladder, zones)  # counts from t = 6: raised at t = 11, runs SPOT2 t = 11..14 at 3
+    assert late.hours_by_market == {SPOT2: pytest.approx(4.0)} and late.finish_hour == pytest.approx(15.0)
+    assert late.cost == pytest.approx(12.0)  # counted from t = 0, it would have run t = 5..8 at 4.5
 
 
 def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:

@@ -79,7 +79,7 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     jsonschema.validate(doc, schema())
     text = to_markdown(doc)  # the first mention of the slack left says what it is
     assert ("- Raise every limit to **$29.88/instance-hour** once the slack left (hours to the deadline less the work "
-            "left and a restart) is 13.5 h, or once no bid has run for 24 h in a row while a bid market was priced "
+            "left and a restart) is 13.5 h, or once no bid has run for 24 h in a row while every bid market was priced "
             "below the first fallback\n") in text
     doc["plan"]["late_after_hours"] = None  # reports written before the second trigger
     jsonschema.validate(doc, schema())

@@ -106,14 +106,14 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         bid_pick_late = _first_usable(usable_late[:, :, :n_bid])
         usable_late_flat = usable_late.reshape(deadline, n * n_mkt)
         late = np.zeros(n, dtype=bool)
-        # ...or once it has waited `late_after` hours in a row, outside the guard, with a bid market priced below the
-        # first fallback: (hours, scenarios)
+        # ...or once it has waited `late_after` hours in a row, outside the guard, with every bid market priced below
+        # the first fallback: (hours, scenarios)
         late_after = np.repeat([p.late_after_hours or np.inf for p in plans], n_paths)
         waited = np.zeros(n)
         below = np.zeros((deadline, n_paths), dtype=bool)
         if fallbacks:
             bid_mean = paths.mean[:, [b.market for b in bids], :deadline]
-            below = (bid_mean < paths.mean[:, None, fallbacks[0].market, :deadline]).any(axis=1).T
+            below = (bid_mean < paths.mean[:, None, fallbacks[0].market, :deadline]).all(axis=1).T
         scenario_of = np.arange(n) % n_paths
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)

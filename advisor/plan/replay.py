@@ -9,8 +9,8 @@ costed by the same code.
 Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hours are returned); the guard
 (`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; the same test at
 `late_margin` raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart), and so do
-`late_after` hours in a row without a bid running, outside the guard, while a bid market was priced below the first
-fallback (a level above the limits but below on-demand that holds that long is no spike to wait out); an active
+`late_after` hours in a row without a bid running, outside the guard, while every bid market was priced below the
+first fallback (a level above the limits but below on-demand that holds that long is no spike to wait out); an active
 reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first
 eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot market is
 no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
@@ -206,8 +206,9 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
 
 
 def _below_fallback(paths: MarketPaths, s: int, bids: list[Slot], fallbacks: list[Slot], t: int) -> bool:
-    """Whether a bid market's price at hour t is below the first fallback's (False with no fallback, or no price)."""
+    """Whether every bid market's price at hour t is below the first fallback's (False with no fallback, or no
+    price): raised then, a ladder's first usable bid costs less than on-demand."""
     if not fallbacks:
         return False
     od = paths.mean[s, fallbacks[0].market, t]
-    return any(paths.mean[s, b.market, t] < od for b in bids)
+    return all(paths.mean[s, b.market, t] < od for b in bids)

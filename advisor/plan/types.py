@@ -156,7 +156,7 @@ class Reservation:
 class Plan:
     """Bids in order, an optional reservation, fallbacks in order, and the guard margin (hours). Optionally a late
     limit: once the slack left is down to `late_margin_hours` (or, with `late_after_hours`, once no bid has run for
-    that many hours in a row while a bid market was priced below the first fallback), every bid's limit rises to at
+    that many hours in a row while every bid market was priced below the first fallback), every bid's limit rises to at
     least `late_limit`."""
 
     bids: tuple[Bid, ...] = ()

@@ -30,7 +30,7 @@ def _waited(hours: float | None) -> str:
     """The late limit's second trigger, as the end of its sentence."""
     if hours is None:
         return ""
-    return (f", or once no bid has run for {hours:g} h in a row while a bid market was priced below the first "
+    return (f", or once no bid has run for {hours:g} h in a row while every bid market was priced below the first "
             f"fallback")
 
 
