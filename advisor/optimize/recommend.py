@@ -122,14 +122,16 @@ INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half a
 # realized one were unrelated), so the move is insurance taken on a training tie, not a bet taken on a forecast.
 LATE_SHARE = 0.25
 LATE_MIN_ROOM_HOURS = 4.0
-# ...or once no bid has run for this many hours in a row while a bid market was priced below on-demand: a level above
-# the limits but below on-demand that holds a whole day (past the daily cycle) is taken for a new level, not a spike to
-# wait out. Measured on AWS 2015 (`python benchmarks/backtests.py`): c3.xlarge 1.277 -> 1.271 x hindsight, 96 h due in
-# 384 h 1.106 -> 1.041 of the best static plan (from 26 April a limit of 0.13 ran 30 h before the level moved to
-# 0.10-0.25 $/h for a week, then 69 h went on-demand), 48 h due in 192 h 1.036 -> 1.025; g2.2xlarge 1.200 either way,
-# 96 h due in 384 h 1.018 -> 1.009; the four-zone g2 case 1.073 -> 1.075 (96 h due in 384 h from 15 August: a ladder
-# raised after a day out paid 13.9 $ where waiting paid 9.5 $). Counting every hour out, whatever the price, paid g2's
-# August surge (96 h due in 384 h 1.018 -> 1.061); 12 h paid g2's shorter spells (24 h due in 96 h 0.901 -> 0.935).
+# ...or once no bid has run for this many hours in a row while every bid market was priced below on-demand: a level
+# above the limits but below on-demand that holds a whole day (past the daily cycle) is taken for a new level, not a
+# spike to wait out, and with every zone below on-demand the raised ladder's first zone costs less than on-demand too.
+# Measured on AWS 2015 (`python benchmarks/backtests.py`): c3.xlarge 1.277 -> 1.271 x hindsight, 96 h due in 384 h
+# 1.106 -> 1.041 of the best static plan (from 26 April a limit of 0.13 ran 30 h before the level moved to 0.10-0.25
+# $/h for a week, then 69 h went on-demand), 48 h due in 192 h 1.036 -> 1.025; g2.2xlarge 1.200 either way, 96 h due
+# in 384 h 1.018 -> 1.009; the four-zone g2 case unchanged (counting an hour with any one zone below on-demand: 1.073
+# -> 1.075, a ladder raised after a day out from 15 August paid 13.9 $ where waiting paid 9.5 $). Counting every hour
+# out, whatever the price, paid g2's August surge (96 h due in 384 h 1.061); 12 h paid g2's shorter spells (24 h due
+# in 96 h 0.901 -> 0.935).
 LATE_AFTER_HOURS = 24.0
 FIXED_LIMITS = "recommended, without the late limit"  # the alternative that shows what the late limit buys
 
@@ -693,8 +695,8 @@ def _lower_ladder_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, 
 
 def _late_variant(w: Workload, chosen: Candidate, cap: float) -> list[Candidate]:
     """`chosen` with its bids raised to `cap` once the slack left beyond its guard margin is down to LATE_SHARE of
-    it, or after LATE_AFTER_HOURS waiting below on-demand (none for a reservation, a limit at the cap already, or
-    under LATE_MIN_ROOM_HOURS of such slack)."""
+    it, or after LATE_AFTER_HOURS waiting with every bid market below on-demand (none for a reservation, a limit at
+    the cap already, or under LATE_MIN_ROOM_HOURS of such slack)."""
     plan = chosen.plan
     room = w.deadline_hours - w.hours - plan.guard_margin_hours
     if (not plan.bids or plan.reservation or plan.late_limit is not None or room < LATE_MIN_ROOM_HOURS
@@ -731,7 +733,7 @@ def _late_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: 
     plan = cands[raised].plan
     extra = float(cost[raised] @ q) / float(cost[chosen] @ q) - 1
     return (f"limits rise to {format_usd(plan.late_limit)} once the slack left is {plan.late_margin_hours:g} h, or "
-            f"after {plan.late_after_hours:g} h waiting on a price below the fallback's: near the deadline a "
+            f"after {plan.late_after_hours:g} h waiting on prices below the fallback's: near the deadline a "
             f"preemption, and at any time a price level that settles above the limit, would send the rest of the job "
             f"to on-demand; {extra:+.1%} expected cost in training")
 
