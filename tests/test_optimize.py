@@ -570,6 +570,8 @@ def test_a_late_limit_is_taken_as_insurance_on_a_training_tie_only() -> None:
     (late,) = _late_variant(w(), chosen, cap=30.0)  # 24 h due in 72 h: 46 h of slack beyond the guard margin
     assert late.plan.late_limit == 30.0 and late.plan.late_margin_hours == pytest.approx(2.0 + 0.25 * 46)
     assert late.plan.late_after_hours == 24.0  # a day waiting on a price below on-demand raises it too
+    (dear,) = _late_variant(w(), candidate(Bid(SPOT, 25.0), guard=2.0), cap=30.0)  # a limit above on-demand (20)
+    assert dear.plan.late_limit == 30.0 and dear.plan.late_after_hours is None  # a day out there is a spike
     assert late.plan.bids == chosen.plan.bids and late.guard == chosen.guard
     # none at a limit already at the cap, for a plan without bids, or under 4 h of slack beyond the margin
     assert not _late_variant(w(), candidate(Bid(SPOT, 30.0)), cap=30.0)
@@ -583,6 +585,8 @@ def test_a_late_limit_is_taken_as_insurance_on_a_training_tie_only() -> None:
     assert _raise_late(w(), cands, cost, meet, q, 0, everything) == 2
     assert "limits rise to $30.00 once the slack left is 13.5 h, or after 24 h" in _late_note(cands, cost, q, 0, 2)
     assert "+0.3%" in _late_note(cands, cost, q, 0, 2)
+    plain = [chosen, replace(late, plan=replace(late.plan, late_after_hours=None))]
+    assert "once the slack left is 13.5 h: near" in _late_note(plain, cost[[0, 2]], q, 0, 1)
     cost[2] = 100.6
     assert _raise_late(w(), cands, cost, meet, q, 0, everything) == 0
     cost[2] = 100.0

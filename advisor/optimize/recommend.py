@@ -122,9 +122,12 @@ INSURANCE_CAP = 1.5  # x the on-demand price: above it a spike hour costs half a
 # realized one were unrelated), so the move is insurance taken on a training tie, not a bet taken on a forecast.
 LATE_SHARE = 0.25
 LATE_MIN_ROOM_HOURS = 4.0
-# ...or once no bid has run for this many hours in a row while every bid market was priced below on-demand: a level
-# above the limits but below on-demand that holds a whole day (past the daily cycle) is taken for a new level, not a
-# spike to wait out, and with every zone below on-demand the raised ladder's first zone costs less than on-demand too.
+# ...or, for limits below on-demand, once no bid has run for this many hours in a row while every bid market was priced
+# below on-demand: a level between the limits and on-demand that holds a whole day (past the daily cycle) is taken
+# for a new level, not a spike to wait out, and with every zone below on-demand the raised ladder's first zone costs
+# less than on-demand too. (A limit at or above on-demand that has not run for a day faced spikes above on-demand:
+# AWS 2015 m3.medium, not used in tuning, 1.114 -> 1.119 when those counted too: from 13 June a limit of 0.07 $/h,
+# on-demand 0.067, raised after a day of peaks at 0.077, paid a mean of 0.045 $/h where waiting paid 0.026.)
 # Measured on AWS 2015 (`python benchmarks/backtests.py`): c3.xlarge 1.277 -> 1.271 x hindsight, 96 h due in 384 h
 # 1.106 -> 1.041 of the best static plan (from 26 April a limit of 0.13 ran 30 h before the level moved to 0.10-0.25
 # $/h for a week, then 69 h went on-demand), 48 h due in 192 h 1.036 -> 1.025; g2.2xlarge 1.200 either way, 96 h due
@@ -695,16 +698,17 @@ def _lower_ladder_limits(w: Workload, cands: list[Candidate], cost: np.ndarray, 
 
 def _late_variant(w: Workload, chosen: Candidate, cap: float) -> list[Candidate]:
     """`chosen` with its bids raised to `cap` once the slack left beyond its guard margin is down to LATE_SHARE of
-    it, or after LATE_AFTER_HOURS waiting with every bid market below on-demand (none for a reservation, a limit at
-    the cap already, or under LATE_MIN_ROOM_HOURS of such slack)."""
+    it, or (limits below on-demand) after LATE_AFTER_HOURS waiting with every bid market below on-demand (none for a
+    reservation, a limit at the cap already, or under LATE_MIN_ROOM_HOURS of such slack)."""
     plan = chosen.plan
     room = w.deadline_hours - w.hours - plan.guard_margin_hours
     if (not plan.bids or plan.reservation or plan.late_limit is not None or room < LATE_MIN_ROOM_HOURS
             or max(b.limit_price for b in plan.bids) >= cap * (1 - 1e-9)):
         return []
     margin = plan.guard_margin_hours + LATE_SHARE * room
+    below = max(b.limit_price for b in plan.bids) < cap / INSURANCE_CAP  # every limit below on-demand
     return [replace(chosen, plan=replace(plan, late_limit=as_limit(cap, up=False), late_margin_hours=margin,
-                                         late_after_hours=LATE_AFTER_HOURS))]
+                                         late_after_hours=LATE_AFTER_HOURS if below else None))]
 
 
 def _price_moved(paths: MarketPaths, market: str) -> bool:
@@ -732,10 +736,11 @@ def _late_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: 
     """What `_raise_late` did and the training cost it added."""
     plan = cands[raised].plan
     extra = float(cost[raised] @ q) / float(cost[chosen] @ q) - 1
-    return (f"limits rise to {format_usd(plan.late_limit)} once the slack left is {plan.late_margin_hours:g} h, or "
-            f"after {plan.late_after_hours:g} h waiting on prices below the fallback's: near the deadline a "
-            f"preemption, and at any time a price level that settles above the limit, would send the rest of the job "
-            f"to on-demand; {extra:+.1%} expected cost in training")
+    waited = (f", or after {plan.late_after_hours:g} h waiting on prices below the fallback's"
+              if plan.late_after_hours else "")
+    return (f"limits rise to {format_usd(plan.late_limit)} once the slack left is {plan.late_margin_hours:g} "
+            f"h{waited}: near the deadline a preemption, and at any time a price level that settles above the limit, "
+            f"would send the rest of the job to on-demand; {extra:+.1%} expected cost in training")
 
 
 def _spare(w: Workload) -> float:
