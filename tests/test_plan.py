@@ -102,7 +102,7 @@ def test_a_bid_held_when_its_limit_rises_keeps_running_without_a_restart() -> No
     # before the price does; the job keeps its place and ends at 3.25 with no preemption
     assert r.preemptions == 0 and r.finish_hour == pytest.approx(3.25)
     assert r.cost == pytest.approx(1.0 + 3.0 + 3.0 + 3.0 * 0.25)
-    assert replay(w, replace(plan, late_limit=None, late_margin_hours=None), market).preemptions == 1
+    assert replay(w, plan.without_late_limit(), market).preemptions == 1
 
 
 def test_a_day_waiting_below_on_demand_raises_the_bids_before_the_slack_runs_down() -> None:
@@ -290,9 +290,11 @@ def test_a_late_limit_never_leaves_more_work_on_one_market(case, factor: float, 
     w, plan, p = case
     assume(plan.bids)
     w = _half_the_window(w)
-    low = Plan(bids=plan.bids[:1])
+    spot_only = MarketPaths(p.markets, p.mean, p.peak, np.where(np.arange(3)[None, :, None] == 2, 0.0, p.avail))
+    low = Plan(bids=plan.bids[:1], fallback=(Fallback(OD),))  # on-demand's price counts the wait, never its hours
     high = replace(low, late_limit=plan.bids[0].limit_price * factor, late_margin_hours=late, late_after_hours=after)
-    assert np.all(replay_batch(w, high, p).remaining_hours <= replay_batch(w, low, p).remaining_hours + 1e-9)
+    lo, hi = replay_batch(w, low, spot_only), replay_batch(w, high, spot_only)
+    assert np.all(hi.remaining_hours <= lo.remaining_hours + 1e-9)
 
 
 @settings(max_examples=150, deadline=None)
