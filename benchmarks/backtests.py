@@ -44,6 +44,9 @@ CASES = [
     ("aws-spot-2015 g2.2xlarge in 4 zones (1b-1d: 1a's real series started 9/18/27 days later)",
      dict(markets=G2[:1] + [f"aws:{z}:g2.2xlarge:spot" for z in ZONE_LAGS_DAYS] + G2[1:]),
      Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
+    # the file's other spot markets, never used to choose a setting: a check on markets the rules were not fitted to
+    *[(f"aws-spot-2015, {t} (not used in tuning)", dict(instance_type=t), Grid((24, 48, 96), (1.25, 2, 4)), "72h",
+       "28d") for t in ("m3.medium", "r3.large", "d2.8xlarge")],
 ]
 
 
