@@ -90,3 +90,6 @@ def test_plan_table_states_a_late_limit() -> None:
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, late_after_hours=24.0))))
     assert table["detail"][1] == ("to $29.88/instance-h once 13.5 h of slack are left, or after 24 h in a row "
                                   "waiting below the fallback's price")
+    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, dear_after_hours=12.0))))
+    assert list(table["step"]) == ["bid 1", "raise limits", "cap limits", "fallback 1"]
+    assert table["detail"][2] == "at the fallback's price after 12 h in a row paying above it"

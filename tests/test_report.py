@@ -84,6 +84,10 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     doc["plan"]["late_after_hours"] = None  # reports written before the second trigger
     jsonschema.validate(doc, schema())
     assert "is 13.5 h\n" in to_markdown(doc)
+    doc["plan"]["dear_after_hours"] = 12.0
+    jsonschema.validate(doc, schema())
+    assert ("- Lower every limit to the first fallback's price once a bid has run 12 h in a row at a price above it "
+            "(unless the limits were raised first)\n") in to_markdown(doc)
     assert f"once the slack left is {doc['plan']['guard_margin_hours']:g} h" in text  # the fallback line after it
     doc["plan"].update(late_limit=None, late_margin_hours=None)
     assert "- Fall back to" in to_markdown(doc) and "once the slack left (hours" in to_markdown(doc)

@@ -97,6 +97,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     # plans with a late limit: the same slots at the raised limits, used by a row once its slack is down to the
     # late margin (-inf: never)
     phased = n_bid > 0 and any(p.late_margin_hours is not None for p in plans)
+    late, low = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)  # raised; capped (below)
     if phased:
         late_margin = np.repeat([-np.inf if p.late_margin_hours is None else p.late_margin_hours for p in plans],
                                 n_paths)
@@ -105,7 +106,6 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         usable_late = usable_at(raised)
         bid_pick_late = _first_usable(usable_late[:, :, :n_bid])
         usable_late_flat = usable_late.reshape(deadline, n * n_mkt)
-        late = np.zeros(n, dtype=bool)
         # ...or once it has waited `late_after` hours in a row, outside the guard, with every bid market priced below
         # the first fallback: (hours, scenarios)
         late_after = np.repeat([p.late_after_hours or np.inf for p in plans], n_paths)
@@ -115,6 +115,23 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             bid_mean = paths.mean[:, [b.market for b in bids], :deadline]
             below = (bid_mean < paths.mean[:, None, fallbacks[0].market, :deadline]).all(axis=1).T
         scenario_of = np.arange(n) % n_paths
+    # plans that cap their limits at the first fallback's price once a bid has run `dear_after` hours in a row above
+    # it (before any raise): the same slots at the capped limits, hour by hour, and (hours, scenario x bid) dear hours
+    capped = n_bid > 0 and bool(fallbacks) and any(p.dear_after_hours is not None for p in plans)
+    if capped:
+        dear_after = np.repeat([p.dear_after_hours or np.inf for p in plans], n_paths)
+        od_mean = paths.mean[:, fallbacks[0].market, :deadline]  # (scenarios, hours)
+        ceiling = np.full((n_paths, n_mkt, deadline), np.inf)
+        ceiling[:, :n_bid] = od_mean[:, None, :]
+        low_limits = np.fmin(limits[:, None, :, None], ceiling[None])  # (plans, scenarios, slots, hours)
+        usable_low = ((paths.peak[None, :, midx, :deadline] <= low_limits) & has_cap[None]).reshape(
+            n, n_mkt, deadline).transpose(2, 0, 1)
+        bid_pick_low = _first_usable(usable_low[:, :, :n_bid])
+        usable_low_flat = usable_low.reshape(deadline, n * n_mkt)
+        dear_at = (paths.mean[:, midx[:n_bid], :deadline] > od_mean[:, None, :]).transpose(2, 0, 1).reshape(
+            deadline, n_paths * n_bid)
+        dear = np.zeros(n)
+        dear_base = (np.arange(n) % n_paths) * n_bid
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -150,9 +167,13 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         holds = usable_flat[t].take(held_at) if n_mkt else np.zeros(n, dtype=bool)
         bid_first = bid_pick[t]
         if phased:
-            late |= (rem + ro >= (deadline - t) - late_margin) | (waited >= late_after)
+            late |= ((rem + ro >= (deadline - t) - late_margin) | (waited >= late_after)) & ~low
             holds = np.where(late, usable_late_flat[t].take(held_at), holds)
             bid_first = np.where(late, bid_pick_late[t], bid_first)
+        if capped:
+            low |= (dear >= dear_after) & ~late
+            holds = np.where(low, usable_low_flat[t].take(held_at), holds)
+            bid_first = np.where(low, bid_pick_low[t], bid_first)
         if res is not None:
             holds |= cur >= n_mkt
         if res is not None and res.start_hour <= t < res.end_hour:
@@ -163,6 +184,9 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         choice = np.where(active, choice, -1)
         if phased:
             waited = np.where((choice < 0) & ~guard & below[t].take(scenario_of), waited + 1, 0.0)
+        if capped:
+            on_bid = (choice >= 0) & (choice < n_bid)
+            dear = np.where(on_bid & dear_at[t].take(dear_base + np.where(on_bid, choice, 0)), dear + 1, 0.0)
 
         had = active & was
         preempted = had & ~holds

@@ -10,7 +10,10 @@ Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hou
 (`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; the same test at
 `late_margin` raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart), and so do
 `late_after` hours in a row without a bid running, outside the guard, while every bid market was priced below the
-first fallback (a level above the limits but below on-demand that holds that long is no spike to wait out); an active
+first fallback (a level above the limits but below on-demand that holds that long is no spike to wait out); before any
+raise, `dear_after` hours in a row running a bid at a price above the first fallback's cap every limit at that price
+for good, each hour (a level above on-demand that holds that long is no excursion to ride), and no raise follows; an
+active
 reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first
 eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot market is
 no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
@@ -180,6 +183,7 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     job = Ledger(workload, paths, scenario)
     deadline, guard, raise_pending = workload.horizon, False, plan.late_margin_hours is not None
     after, waited = plan.late_after_hours or math.inf, 0
+    dear_after, dear, lowered, first = plan.dear_after_hours or math.inf, 0, False, bids
     for t in range(deadline):
         if job.done:
             break
@@ -187,10 +191,13 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
             guard = True
         if raise_pending and (waited >= after or
                               job.remaining + workload.restart_overhead >= (deadline - t) - plan.late_margin_hours):
-            raise_pending, raised = False, [replace(b, limit=max(b.limit, plan.late_limit)) for b in bids]
-            if job.current in bids:
-                job.current = raised[bids.index(job.current)]
-            bids = raised
+            raise_pending, dear_after = False, math.inf
+            bids = _moved(job, bids, [replace(b, limit=max(b.limit, plan.late_limit)) for b in bids])
+        if not lowered and dear >= dear_after:
+            lowered, raise_pending = True, False
+        if lowered:
+            od = float(paths.mean[scenario, fallbacks[0].market, t])
+            bids = _moved(job, bids, [replace(b, limit=min(b.limit, od)) for b in first])
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = res_slot
         elif guard:
@@ -202,7 +209,20 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         job.step(t, choice)
         out = choice is None and not guard and _below_fallback(paths, scenario, bids, fallbacks, t)
         waited = waited + 1 if out else 0
+        dear = dear + 1 if choice in bids and _above_fallback(paths, scenario, choice, fallbacks, t) else 0
     return job.result(res)
+
+
+def _moved(job: Ledger, bids: list[Slot], new: list[Slot]) -> list[Slot]:
+    """`new` bid slots (the same markets at other limits); a bid held keeps its place among them."""
+    if job.current in bids:
+        job.current = new[bids.index(job.current)]
+    return new
+
+
+def _above_fallback(paths: MarketPaths, s: int, slot: Slot, fallbacks: list[Slot], t: int) -> bool:
+    """Whether `slot`'s market is priced above the first fallback at hour t (False with no fallback, or no price)."""
+    return bool(fallbacks) and bool(paths.mean[s, slot.market, t] > paths.mean[s, fallbacks[0].market, t])
 
 
 def _below_fallback(paths: MarketPaths, s: int, bids: list[Slot], fallbacks: list[Slot], t: int) -> bool:

@@ -157,7 +157,9 @@ class Plan:
     """Bids in order, an optional reservation, fallbacks in order, and the guard margin (hours). Optionally a late
     limit: once the slack left is down to `late_margin_hours` (or, with `late_after_hours`, once no bid has run for
     that many hours in a row while every bid market was priced below the first fallback), every bid's limit rises to at
-    least `late_limit`."""
+    least `late_limit`. Optionally, with `dear_after_hours`, once a bid has run that many hours in a row at a price
+    above the first fallback's, every limit falls to at most that price for good (unless already raised, and no raise
+    after it)."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
@@ -166,6 +168,7 @@ class Plan:
     late_limit: float | None = None
     late_margin_hours: float | None = None
     late_after_hours: float | None = None
+    dear_after_hours: float | None = None
 
     def __post_init__(self) -> None:
         _check(_num(self.guard_margin_hours) and self.guard_margin_hours >= 0, "plan.guard_margin_hours",
@@ -180,6 +183,8 @@ class Plan:
         _check(self.late_after_hours is None or (self.late_limit is not None and _num(self.late_after_hours)
                                                  and self.late_after_hours >= 1),
                "plan.late_after_hours", "must be >= 1 and come with a late_limit", self.late_after_hours)
+        _check(self.dear_after_hours is None or (_num(self.dear_after_hours) and self.dear_after_hours >= 1),
+               "plan.dear_after_hours", "must be >= 1", self.dear_after_hours)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
 
