@@ -557,7 +557,7 @@ def recommend(
             flags["gpus_per_node"] = _gpus_of_type(con, instance_type, gpu_hours is not None)
         workload = _build_workload(flags, workload_file, task_doc, origin)
         rec = run_recommend(con, workload, origin, n_train=scenarios, n_eval=int(scenarios * 2.5),
-                            seed=seed, solver=solver, time_limit=time_limit, raise_late=not fixed_limits)
+                            seed=seed, solver=solver, time_limit=time_limit, move_limits=not fixed_limits)
         regions = store.market_regions(con)
     report = build_report(rec)
     text = json.dumps(report, indent=2)

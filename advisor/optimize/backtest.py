@@ -14,17 +14,17 @@ from advisor.plan import Plan, Workload
 
 # The advisor's variants a backtest can name: as `advisor recommend` runs, and with `--fixed-limits` (what the late
 # limit buys on a market's own history).
-ADVISOR_STRATEGIES = {"advisor": {}, "advisor_fixed_limits": {"raise_late": False}}
+ADVISOR_STRATEGIES = {"advisor": {}, "advisor_fixed_limits": {"move_limits": False}}
 
 
 def advisor_plan_fn(con: duckdb.DuckDBPyConnection, n_train: int = 80, lookback_hours: int = 28 * 24,
-                    raise_late: bool = True):
+                    move_limits: bool = True):
     """A backtest plan function `(workload, universe, start) -> (plan, promised P(meet deadline))`."""
 
     def plan_at(workload: Workload, universe: Universe, start: pd.Timestamp) -> tuple[Plan, float]:
         scoped = replace(workload, markets=tuple(universe.spot + universe.on_demand), gpu=None)
         rec = recommend(con, scoped, as_of=start, n_train=n_train, n_eval=n_train, lookback_hours=lookback_hours,
-                        raise_late=raise_late)
+                        move_limits=move_limits)
         return rec.chosen.plan, rec.chosen.probability
 
     return plan_at

@@ -136,6 +136,13 @@ LATE_MIN_ROOM_HOURS = 4.0
 # out, whatever the price, paid g2's August surge (96 h due in 384 h 1.061); 12 h paid g2's shorter spells (24 h due
 # in 96 h 0.901 -> 0.935).
 LATE_AFTER_HOURS = 24.0
+# Limits above on-demand (up to 3x, to ride an excursion rather than be preempted by it) fall to on-demand once a bid
+# has run this many hours in a row above it: a level above on-demand that holds half a day is no excursion. AWS 2015
+# d2.8xlarge (not used in tuning), 28 April: a limit of 3x on-demand rode 10.50 $/h, 1.9x on-demand, for 24 h (236.6
+# $ against 134 $ on-demand), where the four weeks before had shown runs above on-demand of 12 h at most. With it
+# (`python benchmarks/backtests.py`): d2.8xlarge 1.120 -> 1.116 x hindsight, slack 1.25 1.148 / 1.166 / 1.092 -> 1.088
+# / 1.045 / 1.064 of the best static plan; m3.medium 1.114 -> 1.113; every other case the same.
+DEAR_AFTER_HOURS = 12.0
 FIXED_LIMITS = "recommended, without the late limit"  # the alternative that shows what the late limit buys
 
 
@@ -484,10 +491,10 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
               instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
               lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
               history_weight: float | None = HISTORY_WEIGHT, outage_chance: float = OUTAGE_CHANCE,
-              raise_late: bool = True) -> Recommendation:
+              move_limits: bool = True) -> Recommendation:
     """Recommend bids, a reservation and fallbacks for `workload`, seeing only data before `as_of`, over the markets
-    of `instance_type` (or the workload's) when given, else of its GPU. Without `raise_late` every bid keeps its limit
-    for the whole job (for bids that cannot be edited once placed)."""
+    of `instance_type` (or the workload's) when given, else of its GPU. Without `move_limits` every bid keeps its limit
+    for the whole job, no late raise and no cap (for bids that cannot be edited once placed)."""
     instance_type = instance_type or workload.instance_type
     fetched = fetch_history(con, select_universe(con, workload, instance_type), as_of, lookback_hours)
     history, universe, as_of = fetched.paths, fetched.universe, fetched.as_of
@@ -506,7 +513,10 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         offer_rows = offer_rows[[allowed_by(workload.providers, r.provider, None, r.location)
                                  for r in offer_rows.itertuples()]]
     pool = build_candidates(workload, train, list(universe.spot), list(universe.on_demand), offer_rows)
-    cap = INSURANCE_CAP * first_fallback_price(train, pool[0].plan.fallback)  # the price build_candidates used
+    od_price = first_fallback_price(train, pool[0].plan.fallback)  # the price build_candidates used
+    cap = INSURANCE_CAP * od_price
+    if move_limits:
+        pool = [_capped(c, od_price) for c in pool]
     n_plain, bid_on = train.n_scenarios, list(dict.fromkeys(b.market for c in pool for b in c.plan.bids))
     plain_paths = train  # before the outage copies: what the model and the history say prices are
     seen = _hours_recorded(history, list(universe.spot))
@@ -522,7 +532,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         raise InfeasibleError(_explain_infeasible(workload, cost, meet, q, plain)) from None
     training = Training(train, q, plain, plain_paths)
     cands, cost, meet, index, notes = _refine(workload, pool, cands, cost, meet, training, solution.index, cap,
-                                              raise_late)
+                                              move_limits)
     notes = fetched.notes + ([solution.note] if solution.note else []) + notes
     solution = replace(solution, index=index)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
@@ -543,10 +553,10 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
 
 def _refine(w: Workload, pool: list[Candidate], cands: list[Candidate], cost: np.ndarray, meet: np.ndarray,
             t: Training, index: int, cap: float,
-            raise_late: bool = True) -> tuple[list[Candidate], np.ndarray, np.ndarray, int, list[str]]:
+            move_limits: bool = True) -> tuple[list[Candidate], np.ndarray, np.ndarray, int, list[str]]:
     """The moves after the MIP, in order: zones behind the chosen bids (`_broaden`), a smaller guard margin on a
     training tie (`_lower_guard`), the limits retuned (`_retune_limit`), a late limit (`_raise_late`, unless not
-    `raise_late`); each within the budget and meeting the target as often. Plans a move needs that the rounds left
+    `move_limits`); each within the budget and meeting the target as often. Plans a move needs that the rounds left
     unscored are scored first and appended. Returns the candidates, their (candidate x scenario) cost and deadline
     met, the final choice and a note per move made."""
     budget = math.inf if w.budget is None else w.budget
@@ -573,7 +583,7 @@ def _refine(w: Workload, pool: list[Candidate], cands: list[Candidate], cost: np
     if moved != index:
         notes.append(_retune_note(w, cands, cost, t.plain, t.q, index, moved))
     index = moved
-    if raise_late and any(_price_moved(t.plain_paths, b.market) for b in cands[index].plan.bids):
+    if move_limits and any(_price_moved(t.plain_paths, b.market) for b in cands[index].plan.bids):
         score(_late_variant(w, cands[index], cap))
     moved = _raise_late(w, cands, cost, meet, t.q, index, cost @ t.plain <= budget)
     if moved != index:
@@ -741,6 +751,13 @@ def _late_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: 
     return (f"limits rise to {format_usd(plan.late_limit)} once the slack left is {plan.late_margin_hours:g} "
             f"h{waited}: near the deadline a preemption, and at any time a price level that settles above the limit, "
             f"would send the rest of the job to on-demand; {extra:+.1%} expected cost in training")
+
+
+def _capped(c: Candidate, od_price: float) -> Candidate:
+    """`c` with its limits falling to on-demand after DEAR_AFTER_HOURS paying above it, when any is above it."""
+    if c.plan.bids and max(b.limit_price for b in c.plan.bids) > od_price * (1 + 1e-9):
+        return replace(c, plan=replace(c.plan, dear_after_hours=DEAR_AFTER_HOURS))
+    return c
 
 
 def _spare(w: Workload) -> float:

@@ -67,6 +67,10 @@ def assumptions(rec: Recommendation) -> list[str]:
         out.append("Raising the limits late is taken to keep a running instance (its bid's limit changed in place); "
                    "where a provider can only take a new bid, a running job keeps the first limit until preempted "
                    "(--fixed-limits plans without the raise).")
+    if rec.chosen.plan.dear_after_hours is not None:
+        out.append(f"Capping the limits is taken to lower (or cancel) a bid that has run "
+                   f"{rec.chosen.plan.dear_after_hours:g} h in a row above on-demand; the instance stops then, as if "
+                   f"preempted, and the job waits for spot at or below on-demand, or falls back.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes
