@@ -526,7 +526,8 @@ def recommend(
     time_limit: Annotated[float, typer.Option("--time-limit", help="Solver seconds before the best plan found.")]
     = 30.0,
     fixed_limits: Annotated[bool, typer.Option(
-        "--fixed-limits", help="Keep every bid's limit for the whole job: no late raise (bids you cannot edit).")]
+        "--fixed-limits", help="Keep every bid's limit for the whole job: no late raise, no cap (bids you cannot "
+                               "edit).")]
     = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
