@@ -10,13 +10,12 @@ Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hou
 (`remaining + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; the same test at
 `late_margin` raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart), and so do
 `late_after` hours in a row without a bid running, outside the guard, while every bid market was priced below the
-first fallback (a level above the limits but below on-demand that holds that long is no spike to wait out); before any
-raise, `dear_after` hours in a row running a bid at a price above the first fallback's cap every limit at that price
-for good, each hour (a level above on-demand that holds that long is no excursion to ride), and no raise follows; an
-active
-reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first
-eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot market is
-no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
+first fallback (a level above the limits but below on-demand that holds that long is no spike to wait out); before
+any raise, `dear_after` hours in a row running a bid at a price above the first fallback's cap every limit at that
+price for good, each hour (a level above on-demand that holds that long is no excursion to ride), and no raise
+follows; an active reservation is always used first; otherwise stay on the current bid while it is eligible, else
+take the first eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot
+market is no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
 voluntary move checkpoints first. Pauses are whole hours here, so every pause meets the 1-hour minimum.
 """
 
