@@ -86,10 +86,13 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     has_cap = np.isnan(cap) | (cap >= nodes)
 
     def usable_at(limits: np.ndarray) -> np.ndarray:
-        ok = (paths.peak[None, :, midx, :deadline] <= limits[:, None, :, None]) & has_cap[None]
+        """(hours, rows, slots): peak within `limits` (plans x scenarios x slots x hours, or broadcast) and capacity."""
+        ok = (paths.peak[None, :, midx, :deadline] <= limits) & has_cap[None]
         return ok.reshape(n, n_mkt, deadline).transpose(2, 0, 1)
 
-    usable = usable_at(limits)
+    rows = np.arange(n)
+    scenario_of = rows % n_paths
+    usable = usable_at(limits[:, None, :, None])
     # (hours, rows), for every hour at once: the first usable fallback and bid slot, or -1 (wait)
     fallback_pick = _first_usable(usable[:, :, n_bid:n_mkt], n_bid)
     bid_pick = _first_usable(usable[:, :, :n_bid])
@@ -103,7 +106,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
                                 n_paths)
         raised = limits.copy()
         raised[:, :n_bid] = np.maximum(limits[:, :n_bid], [[p.late_limit or 0.0] for p in plans])
-        usable_late = usable_at(raised)
+        usable_late = usable_at(raised[:, None, :, None])
         bid_pick_late = _first_usable(usable_late[:, :, :n_bid])
         usable_late_flat = usable_late.reshape(deadline, n * n_mkt)
         # ...or once it has waited `late_after` hours in a row, outside the guard, with every bid market priced below
@@ -114,7 +117,6 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         if fallbacks:
             bid_mean = paths.mean[:, [b.market for b in bids], :deadline]
             below = (bid_mean < paths.mean[:, None, fallbacks[0].market, :deadline]).all(axis=1).T
-        scenario_of = np.arange(n) % n_paths
     # plans that cap their limits at the first fallback's price once a bid has run `dear_after` hours in a row above
     # it (before any raise): the same slots at the capped limits, hour by hour, and (hours, scenario x bid) dear hours
     capped = n_bid > 0 and bool(fallbacks) and any(p.dear_after_hours is not None for p in plans)
@@ -123,15 +125,13 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         od_mean = paths.mean[:, fallbacks[0].market, :deadline]  # (scenarios, hours)
         ceiling = np.full((n_paths, n_mkt, deadline), np.inf)
         ceiling[:, :n_bid] = od_mean[:, None, :]
-        low_limits = np.fmin(limits[:, None, :, None], ceiling[None])  # (plans, scenarios, slots, hours)
-        usable_low = ((paths.peak[None, :, midx, :deadline] <= low_limits) & has_cap[None]).reshape(
-            n, n_mkt, deadline).transpose(2, 0, 1)
+        usable_low = usable_at(np.fmin(limits[:, None, :, None], ceiling[None]))
         bid_pick_low = _first_usable(usable_low[:, :, :n_bid])
         usable_low_flat = usable_low.reshape(deadline, n * n_mkt)
         dear_at = (paths.mean[:, midx[:n_bid], :deadline] > od_mean[:, None, :]).transpose(2, 0, 1).reshape(
             deadline, n_paths * n_bid)
         dear = np.zeros(n)
-        dear_base = (np.arange(n) % n_paths) * n_bid
+        dear_base = scenario_of * n_bid
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -144,8 +144,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     res_steps = np.zeros(n, dtype=int)
     hours = np.zeros((n, len(labels)))
     finish = np.full(n, np.nan)
-    rows = np.arange(n)
-    slot_base, price_base = rows * n_mkt, (rows % n_paths) * n_mkt
+    slot_base, price_base = rows * n_mkt, scenario_of * n_mkt
     # slot (-1 waiting .. n_mkt the reservation) -> a column that exists, read where it does not matter; a table
     # lookup is ~10x cheaper than np.clip on every hour. Both tables are read at slot + 1.
     column_of = np.clip(np.arange(-1, n_mkt + 1), 0, max(n_mkt - 1, 0))
