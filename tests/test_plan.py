@@ -294,9 +294,12 @@ def test_raising_the_limit_never_leaves_more_work_on_one_market(case, factor: fl
 
 
 def _half_the_window(w: Workload) -> Workload:
-    """The workload with half its window's hours of work: work the window cannot hold fires the guard at hour 0
-    (with no fallback, nothing runs after it), which would leave nothing to compare."""
-    return replace(w, hours=w.horizon / 2)
+    """The workload with half its window's hours of work, saved every moment: work the window cannot hold fires the
+    guard at hour 0 (with no fallback, nothing runs after it), which would leave nothing to compare; and with work
+    lost back to a checkpoint, a limit that rides longer can lose more than one stopped by the guard keeps (0.5 h
+    done at a limit of 1.5 kept when the guard stopped the job, 2.5 h done at 3.0 lost to a preemption before the
+    3-h checkpoint)."""
+    return replace(w, hours=w.horizon / 2, checkpoint_every=0.0)
 
 
 @settings(max_examples=150, deadline=None)
