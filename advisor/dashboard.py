@@ -84,4 +84,7 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
     for i, f in enumerate(plan.fallback, 1):
         rows.append({"step": f"fallback {i}", "market": f.market,
                      "detail": f"once {plan.guard_margin_hours:g} h of slack are left"})
+    if plan.keep_pace and plan.fallback:
+        rows.append({"step": "keep pace", "market": plan.fallback[0].market,
+                     "detail": "while no bid runs and the work done is behind elapsed x work / deadline"})
     return pd.DataFrame(rows)

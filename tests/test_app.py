@@ -93,3 +93,6 @@ def test_plan_table_states_a_late_limit() -> None:
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, dear_after_hours=12.0))))
     assert list(table["step"]) == ["bid 1", "raise limits", "cap limits", "fallback 1"]
     assert table["detail"][2] == "at the fallback's price after 12 h in a row paying above it"
+    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, keep_pace=True))))
+    assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1", "keep pace"]
+    assert table["market"][3] == "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"

@@ -16,7 +16,7 @@ from advisor import store
 from advisor.errors import AdvisorError
 from advisor.optimize import InfeasibleError, recommend, solve
 from advisor.optimize.candidates import NONE, Candidate
-from advisor.plan import Bid, Fallback, Plan, Workload
+from advisor.plan import Bid, Fallback, MarketPaths, Plan, Workload, replay, replay_batch
 
 SPOT = "mithril:us-central5-a:h100-80gb.sxm.8x:spot"
 OD = "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
@@ -746,3 +746,38 @@ def test_a_backtest_can_name_the_advisor_with_fixed_limits(tmp_path: Path) -> No
     fixed, promised = fns["advisor_fixed_limits"](w(deadline_hours=96), universe, start)
     assert raised.late_limit == pytest.approx(30.0) and fixed.late_limit is None and promised == 1.0
     assert fixed == raised.without_late_limit()  # the same plan otherwise
+
+
+def test_a_zone_out_every_night_gets_a_plan_that_keeps_pace_at_a_tight_deadline_only(tmp_path: Path) -> None:
+    # 4 $/h with capacity from 08:00 to 24:00 UTC, none from 00:00 to 08:00; the job starts at midnight
+    con = build_zone_store(tmp_path, {"us-central5-a": lambda i: (4.0, 0 if (i // 6) % 24 < 8 else 16)})
+    tight = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
+    # waiting out the night would spend the 6 h of slack and leave the job on on-demand: keeping pace buys the
+    # night's hours on on-demand and returns to spot at 08:00
+    assert tight.chosen.plan.keep_pace and tight.chosen.probability == 1.0
+    assert any(n.startswith("keeps pace") for n in tight.notes)
+    unpaced = replay_batch(w(deadline_hours=30), replace(tight.chosen.plan, keep_pace=False), tight.evaluation_paths)
+    assert tight.chosen.cost["mean"] < float(unpaced.cost.mean())  # on the forecast's scenarios (no clock in them)
+    night = np.where(np.arange(30) % 24 < 8, 0.0, 16.0)  # and on the night that comes
+    real = MarketPaths((SPOT, OD), np.array([[[4.0] * 30, [20.0] * 30]]), np.array([[[4.0] * 30, [20.0] * 30]]),
+                       np.array([[night, [np.nan] * 30]]))
+    assert replay(w(deadline_hours=30), replace(tight.chosen.plan, keep_pace=False), real).cost == pytest.approx(485.0)
+    assert replay(w(deadline_hours=30), tight.chosen.plan, real).cost < 0.6 * 485.0
+    loose = recommend(con, w(deadline_hours=72), n_train=40, n_eval=60)
+    assert not loose.chosen.plan.keep_pace  # two nights of slack to wait through: on-demand hours would be wasted
+
+
+def test_keeping_pace_is_taken_on_a_training_saving_only() -> None:
+    from advisor.optimize.recommend import _keep_pace, _pace_note, _paced_variant
+
+    chosen = candidate(Bid(SPOT, 9.0))
+    (paced,) = _paced_variant(chosen)
+    assert paced.plan == replace(chosen.plan, keep_pace=True)
+    assert not _paced_variant(paced) and not _paced_variant(replace(chosen, plan=replace(chosen.plan, fallback=())))
+    cands = [chosen, paced]
+    cost, meet, q = np.array([[100.0, 100.0], [90.0, 90.0]]), np.ones((2, 2), dtype=bool), np.full(2, 0.5)
+    assert _keep_pace(w(), cands, cost, meet, q, 0, np.ones(2, dtype=bool)) == 1
+    assert "10.0% lower expected cost in training" in _pace_note(cands, cost, q, 0, 1)
+    assert _keep_pace(w(), cands, np.array([[100.0, 100.0], [100.5, 100.5]]), meet, q, 0, np.ones(2, dtype=bool)) == 0
+    meet[1, 0] = False  # it meets the deadline less often
+    assert _keep_pace(w(), cands, cost, meet, q, 0, np.ones(2, dtype=bool)) == 0

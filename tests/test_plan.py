@@ -141,6 +141,21 @@ def test_hours_in_a_row_paying_above_on_demand_cap_the_limits_at_it() -> None:
     assert replay(w, raised, market).cost == pytest.approx(36.0)
 
 
+def test_keeping_pace_buys_on_demand_early_and_returns_to_spot() -> None:
+    w = Workload(hours=4, deadline_hours=8, restart_overhead=0.0, checkpoint_every=0.0)
+    plan = Plan(bids=(Bid(SPOT, 2.0),), fallback=(Fallback(OD),), guard_margin_hours=1.0)
+    gap = paths([[1.0] + [9.0] * 3 + [1.0] * 4, [4.0] * 8])  # spot at t = 0, out t = 1..3, back from t = 4
+    waited = replay(w, plan, gap)  # waits t = 1..3; the guard fires at t = 4 (3 h left of work, 4 h to go, 1 h margin)
+    assert waited.hours_by_market == {SPOT: 1.0, OD: 3.0} and waited.cost == pytest.approx(13.0)
+    paced = replay(w, replace(plan, keep_pace=True), gap)
+    # behind the line t x 4/8 only at t = 3 (1.5 > 1 done): one on-demand hour, then spot from t = 4 (2 >= 2 done)
+    assert paced.timeline == [(0, SPOT, False), (1, None, True), (2, None, False), (3, OD, False), (4, SPOT, False),
+                              (5, SPOT, False)]
+    assert paced.cost == pytest.approx(7.0) and paced.finish_hour == pytest.approx(6.0)
+    with pytest.raises(PlanError, match="plan.keep_pace: must be true or false"):
+        Plan(keep_pace="yes")
+
+
 def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:
     with pytest.raises(PlanError, match="plan.late_limit"):
         Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0)
@@ -240,11 +255,11 @@ def cases(draw):
         res = Reservation(OD, "low", draw(st.integers(w.nodes, 4)), draw(st.integers(0, 6)), draw(st.integers(3, 8)),
                           5.0, 1.0, 2.0)
     guard, late = draw(st.sampled_from([0.0, 1.0, 2.5])), draw(st.sampled_from([None, 0.0, 2.0, 6.0]))
-    dear = draw(st.sampled_from([None, 1.0, 2.0]))
+    dear, pace = draw(st.sampled_from([None, 1.0, 2.0])), draw(st.booleans())
     if late is None:
-        return w, Plan(bids, res, fallback, guard, dear_after_hours=dear), p
+        return w, Plan(bids, res, fallback, guard, dear_after_hours=dear, keep_pace=pace), p
     return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late,
-                   draw(st.sampled_from([None, 1.0, 3.0])), dear), p
+                   draw(st.sampled_from([None, 1.0, 3.0])), dear, pace), p
 
 
 @settings(max_examples=300, deadline=None)
@@ -269,12 +284,13 @@ def test_batch_agrees_with_reference(case) -> None:
 @settings(max_examples=100, deadline=None)
 @given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5]),
                                    st.sampled_from([None, (1.5, 0.0, None), (9.0, 4.0, 2.0)]),
-                                   st.sampled_from([None, 1.0])), min_size=1, max_size=4))
+                                   st.sampled_from([None, 1.0]), st.booleans()), min_size=1, max_size=4))
 def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None:
     w, plan, p = case
     plans = [Plan(tuple(Bid(b.market, lim * (1 + i)) for i, b in enumerate(plan.bids)), plan.reservation,
-                  plan.fallback, margin, *((late[0], margin + late[1], late[2]) if late else (None, None, None)), dear)
-             for lim, margin, late, dear in variants]  # with and without a late limit in one pass
+                  plan.fallback, margin, *((late[0], margin + late[1], late[2]) if late else (None, None, None)), dear,
+                  pace)
+             for lim, margin, late, dear, pace in variants]  # with and without a late limit or pace in one pass
     for one, many in zip([replay_batch(w, q, p) for q in plans], replay_batch_many(w, plans, p), strict=True):
         for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits"):
             np.testing.assert_allclose(getattr(many, field), getattr(one, field), atol=1e-9)

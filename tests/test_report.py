@@ -89,6 +89,15 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     assert ("- Lower every limit to the first fallback's price once a bid has run 12 h in a row at a price above it "
             "(unless the limits were raised first)\n") in to_markdown(doc)
     assert f"once the slack left is {doc['plan']['guard_margin_hours']:g} h" in text  # the fallback line after it
+    assert "Keep pace" not in text
+    doc["plan"]["keep_pace"] = True
+    jsonschema.validate(doc, schema())
+    assert ("- Keep pace: while no bid can run and the work done is behind elapsed x work / deadline, run on "
+            f"`{doc['plan']['fallback'][0]['market']}` until ahead of that line again") in to_markdown(doc)
+    doc["plan"]["keep_pace"] = "yes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema())
+    doc["plan"]["keep_pace"] = False
     doc["plan"].update(late_limit=None, late_margin_hours=None)
     assert "- Fall back to" in to_markdown(doc) and "once the slack left (hours" in to_markdown(doc)
     doc["plan"]["late_limit"] = 0

@@ -56,8 +56,8 @@ def same_structure(plan: Plan) -> tuple:
 
 def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
                       by_market: bool = True) -> list[BatchResult]:
-    """`replay_batch` of several plans that differ only in limits and margins (guard, late), in one pass over the hours
-    (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan. Without
+    """`replay_batch` of several plans that differ only in limits, margins (guard, late) and pace, in one pass over
+    the hours (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan. Without
     `by_market` the hours per market are left at zero (scoring needs only cost and deadline met)."""
     if len({same_structure(p) for p in plans}) != 1:
         raise ValueError("replay_batch_many needs plans with the same bid markets, fallbacks and reservation")
@@ -132,6 +132,9 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             deadline, n_paths * n_bid)
         dear = np.zeros(n)
         dear_base = scenario_of * n_bid
+    # plans that keep pace: behind the uniform-progress line (slope `pace`), a waiting hour runs the first fallback
+    paced = bool(fallbacks) and any(p.keep_pace for p in plans)
+    pace, pace_row = workload.hours / deadline, np.repeat([p.keep_pace for p in plans], n_paths)
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -179,7 +182,14 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             choice = np.full(n, reserved)
         else:
             stay = is_bid.take(held) & holds
-            choice = np.where(guard, fallback_pick[t], np.where(stay, cur, bid_first))
+            fallen = guard
+            if paced:
+                done = workload.hours - rem
+                catching = pace_row & (cur >= n_bid) & (cur < n_mkt) & ((t + 2 * ro) * pace > done + EPS)
+                fallen = guard | catching
+            choice = np.where(fallen, fallback_pick[t], np.where(stay, cur, bid_first))
+            if paced:
+                choice = np.where((choice < 0) & pace_row & (t * pace > done + EPS), fallback_pick[t], choice)
         choice = np.where(active, choice, -1)
         if phased:
             waited = np.where((choice < 0) & ~guard & below[t].take(scenario_of), waited + 1, 0.0)

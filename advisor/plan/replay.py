@@ -14,7 +14,10 @@ first fallback (a level above the limits but below on-demand that holds that lon
 any raise, `dear_after` hours in a row running a bid at a price above the first fallback's cap every limit at that
 price for good, each hour (a level above on-demand that holds that long is no excursion to ride), and no raise
 follows; an active reservation is always used first; otherwise stay on the current bid while it is eligible, else
-take the first eligible bid; otherwise wait. Moving markets costs `restart_overhead`; a preemption (the current spot
+take the first eligible bid; otherwise wait. With `keep_pace`, outside the guard, an hour that would wait while the
+work done is behind the line `t x hours / deadline` runs the first usable fallback instead, and a job on a fallback
+stays there until the work done reaches the line at `t + 2 x restart_overhead` (Uniform Progress's catch-up with its
+hysteresis), then returns to the bids. Moving markets costs `restart_overhead`; a preemption (the current spot
 market is no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a
 voluntary move checkpoints first. Pauses are whole hours here, so every pause meets the 1-hour minimum.
 """
@@ -183,6 +186,7 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     deadline, guard, raise_pending = workload.horizon, False, plan.late_margin_hours is not None
     after, waited = plan.late_after_hours or math.inf, 0
     dear_after, dear, lowered, first = plan.dear_after_hours or math.inf, 0, False, bids
+    pace, ro = workload.hours / deadline, workload.restart_overhead  # the uniform-progress line's slope
     for t in range(deadline):
         if job.done:
             break
@@ -197,14 +201,18 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         if lowered:
             od = float(paths.mean[scenario, fallbacks[0].market, t])
             bids = _moved(job, bids, [replace(b, limit=min(b.limit, od)) for b in first])
+        fallback = next((f for f in fallbacks if job.usable(f, t)), None)
+        done = workload.hours - job.remaining
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = res_slot
-        elif guard:
-            choice = next((f for f in fallbacks if job.usable(f, t)), None)
+        elif guard or (plan.keep_pace and job.current in fallbacks and (t + 2 * ro) * pace > done + EPS):
+            choice = fallback
         elif job.current in bids and job.usable(job.current, t):
             choice = job.current
         else:
             choice = next((b for b in bids if job.usable(b, t)), None)
+            if choice is None and plan.keep_pace and t * pace > done + EPS:
+                choice = fallback
         job.step(t, choice)
         out = choice is None and not guard and _below_fallback(paths, scenario, bids, fallbacks, t)
         waited = waited + 1 if out else 0

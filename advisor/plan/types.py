@@ -159,7 +159,9 @@ class Plan:
     that many hours in a row while every bid market was priced below the first fallback), every bid's limit rises to at
     least `late_limit`. Optionally, with `dear_after_hours`, once a bid has run that many hours in a row at a price
     above the first fallback's, every limit falls to at most that price for good (unless already raised, and no raise
-    after it)."""
+    after it). With `keep_pace`, an hour the job would wait while behind the uniform-progress line (work done <
+    elapsed x work / deadline) runs the first fallback instead, until it is ahead of the line again (Uniform
+    Progress's catch-up, Wu et al., NSDI '24): slack bought back early lets later hours return to spot."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
@@ -169,6 +171,7 @@ class Plan:
     late_margin_hours: float | None = None
     late_after_hours: float | None = None
     dear_after_hours: float | None = None
+    keep_pace: bool = False
 
     def __post_init__(self) -> None:
         _check(_num(self.guard_margin_hours) and self.guard_margin_hours >= 0, "plan.guard_margin_hours",
@@ -185,6 +188,7 @@ class Plan:
                "plan.late_after_hours", "must be >= 1 and come with a late_limit", self.late_after_hours)
         _check(self.dear_after_hours is None or (_num(self.dear_after_hours) and self.dear_after_hours >= 1),
                "plan.dear_after_hours", "must be >= 1", self.dear_after_hours)
+        _check(isinstance(self.keep_pace, bool), "plan.keep_pace", "must be true or false", self.keep_pace)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
 

@@ -27,6 +27,10 @@ def _plan_lines(plan: dict) -> list[str]:
     if plan["fallback"]:
         order = " -> ".join(f"`{f['market']}`" for f in plan["fallback"])
         lines.append(f"- Fall back to {order} once {slack} is {plan['guard_margin_hours']:g} h")
+        if plan.get("keep_pace"):
+            lines.append(f"- Keep pace: while no bid can run and the work done is behind elapsed x work / deadline, "
+                         f"run on `{plan['fallback'][0]['market']}` until ahead of that line again, then return to "
+                         f"the bids")
     return lines
 
 
