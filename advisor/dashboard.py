@@ -86,5 +86,6 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
                      "detail": f"once {plan.guard_margin_hours:g} h of slack are left"})
     if plan.keep_pace and plan.fallback:
         rows.append({"step": "keep pace", "market": plan.fallback[0].market,
-                     "detail": "while no bid runs and the work done is behind elapsed x work / deadline"})
+                     "detail": "while no bid runs and the work done is over an hour behind elapsed x work / "
+                               "deadline"})
     return pd.DataFrame(rows)

@@ -142,16 +142,17 @@ def test_hours_in_a_row_paying_above_on_demand_cap_the_limits_at_it() -> None:
 
 
 def test_keeping_pace_buys_on_demand_early_and_returns_to_spot() -> None:
-    w = Workload(hours=4, deadline_hours=8, restart_overhead=0.0, checkpoint_every=0.0)
+    w = Workload(hours=4, deadline_hours=12, restart_overhead=0.0, checkpoint_every=0.0)
     plan = Plan(bids=(Bid(SPOT, 2.0),), fallback=(Fallback(OD),), guard_margin_hours=1.0)
-    gap = paths([[1.0] + [9.0] * 3 + [1.0] * 4, [4.0] * 8])  # spot at t = 0, out t = 1..3, back from t = 4
-    waited = replay(w, plan, gap)  # waits t = 1..3; the guard fires at t = 4 (3 h left of work, 4 h to go, 1 h margin)
+    gap = paths([[1.0] + [9.0] * 7 + [1.0] * 4, [4.0] * 12])  # spot at t = 0, out t = 1..7, back from t = 8
+    waited = replay(w, plan, gap)  # waits t = 1..7; the guard fires at t = 8 (3 h left of work, 4 h to go, 1 h margin)
     assert waited.hours_by_market == {SPOT: 1.0, OD: 3.0} and waited.cost == pytest.approx(13.0)
     paced = replay(w, replace(plan, keep_pace=True), gap)
-    # behind the line t x 4/8 only at t = 3 (1.5 > 1 done): one on-demand hour, then spot from t = 4 (2 >= 2 done)
-    assert paced.timeline == [(0, SPOT, False), (1, None, True), (2, None, False), (3, OD, False), (4, SPOT, False),
-                              (5, SPOT, False)]
-    assert paced.cost == pytest.approx(7.0) and paced.finish_hour == pytest.approx(6.0)
+    # over an hour behind the line t x 4/12 first at t = 7 (2.33 > 1 done + 1): one on-demand hour, then within the
+    # hour at t = 8 (2.67 <= 2 + 1): back to spot, t = 8..9
+    assert paced.timeline == [(0, SPOT, False), (1, None, True), *[(t, None, False) for t in range(2, 7)],
+                              (7, OD, False), (8, SPOT, False), (9, SPOT, False)]
+    assert paced.cost == pytest.approx(7.0) and paced.finish_hour == pytest.approx(10.0)
     with pytest.raises(PlanError, match="plan.keep_pace: must be true or false"):
         Plan(keep_pace="yes")
 

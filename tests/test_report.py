@@ -92,8 +92,8 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     assert "Keep pace" not in text
     doc["plan"]["keep_pace"] = True
     jsonschema.validate(doc, schema())
-    assert ("- Keep pace: while no bid can run and the work done is behind elapsed x work / deadline, run on "
-            f"`{doc['plan']['fallback'][0]['market']}` until ahead of that line again") in to_markdown(doc)
+    assert ("- Keep pace: while no bid can run and the work done is over an hour behind elapsed x work / deadline, "
+            f"run on `{doc['plan']['fallback'][0]['market']}` until back within the hour") in to_markdown(doc)
     doc["plan"]["keep_pace"] = "yes"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema())

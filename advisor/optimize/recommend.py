@@ -626,8 +626,8 @@ def _keep_pace(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.n
 def _pace_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int, paced: int) -> str:
     """What `_keep_pace` did and the training cost it saved."""
     saved = 1 - float(cost[paced] @ q) / float(cost[chosen] @ q)
-    return (f"keeps pace: an hour it would wait while behind the line (work done < elapsed x work / deadline) runs "
-            f"on {cands[paced].plan.fallback[0].market} instead, and returns to the bids once ahead; "
+    return (f"keeps pace: an hour it would wait while over an hour behind the line elapsed x work / deadline runs "
+            f"on {cands[paced].plan.fallback[0].market} instead, and returns to the bids once back within the hour; "
             f"{saved:.1%} lower expected cost in training")
 
 

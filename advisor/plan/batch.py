@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.plan.paths import MarketPaths
-from advisor.plan.replay import EPS, check_fits, plan_slots, reservation_charges
+from advisor.plan.replay import EPS, PACE_LAG_HOURS, check_fits, plan_slots, reservation_charges
 from advisor.plan.types import Plan, Workload
 
 
@@ -132,7 +132,8 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             deadline, n_paths * n_bid)
         dear = np.zeros(n)
         dear_base = scenario_of * n_bid
-    # plans that keep pace: behind the uniform-progress line (slope `pace`), a waiting hour runs the first fallback
+    # plans that keep pace: over the lag behind the uniform-progress line (slope `pace`), a waiting hour runs the
+    # first fallback
     paced = bool(fallbacks) and any(p.keep_pace for p in plans)
     pace, pace_row = workload.hours / deadline, np.repeat([p.keep_pace for p in plans], n_paths)
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
@@ -184,12 +185,11 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             stay = is_bid.take(held) & holds
             fallen = guard
             if paced:
-                done = workload.hours - rem
-                catching = pace_row & (cur >= n_bid) & (cur < n_mkt) & ((t + 2 * ro) * pace > done + EPS)
-                fallen = guard | catching
+                lagged = workload.hours - rem + PACE_LAG_HOURS + EPS  # the work done, plus the lag allowed
+                fallen = guard | (pace_row & (cur >= n_bid) & (cur < n_mkt) & ((t + 2 * ro) * pace > lagged))
             choice = np.where(fallen, fallback_pick[t], np.where(stay, cur, bid_first))
             if paced:
-                choice = np.where((choice < 0) & pace_row & (t * pace > done + EPS), fallback_pick[t], choice)
+                choice = np.where((choice < 0) & pace_row & (t * pace > lagged), fallback_pick[t], choice)
         choice = np.where(active, choice, -1)
         if phased:
             waited = np.where((choice < 0) & ~guard & below[t].take(scenario_of), waited + 1, 0.0)

@@ -159,9 +159,9 @@ class Plan:
     that many hours in a row while every bid market was priced below the first fallback), every bid's limit rises to at
     least `late_limit`. Optionally, with `dear_after_hours`, once a bid has run that many hours in a row at a price
     above the first fallback's, every limit falls to at most that price for good (unless already raised, and no raise
-    after it). With `keep_pace`, an hour the job would wait while behind the uniform-progress line (work done <
-    elapsed x work / deadline) runs the first fallback instead, until it is ahead of the line again (Uniform
-    Progress's catch-up, Wu et al., NSDI '24): slack bought back early lets later hours return to spot."""
+    after it). With `keep_pace`, an hour the job would wait while over an hour behind the uniform-progress line
+    (elapsed x work / deadline) runs the first fallback instead, until it is back within the hour (Uniform Progress's
+    catch-up, Wu et al., NSDI '24): slack bought back early lets later hours return to spot."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None

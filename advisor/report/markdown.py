@@ -28,9 +28,9 @@ def _plan_lines(plan: dict) -> list[str]:
         order = " -> ".join(f"`{f['market']}`" for f in plan["fallback"])
         lines.append(f"- Fall back to {order} once {slack} is {plan['guard_margin_hours']:g} h")
         if plan.get("keep_pace"):
-            lines.append(f"- Keep pace: while no bid can run and the work done is behind elapsed x work / deadline, "
-                         f"run on `{plan['fallback'][0]['market']}` until ahead of that line again, then return to "
-                         f"the bids")
+            lines.append(f"- Keep pace: while no bid can run and the work done is over an hour behind elapsed x work "
+                         f"/ deadline, run on `{plan['fallback'][0]['market']}` until back within the hour, then "
+                         f"return to the bids")
     return lines
 
 
