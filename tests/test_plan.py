@@ -341,8 +341,8 @@ def test_guard_covering_overhead_and_checkpoint_never_misses_with_on_demand(case
     if w.hours + w.restart_overhead > w.deadline_hours:
         return
     margin = 1.0 + w.checkpoint_every
-    safe = Plan(bids=plan.bids, fallback=(Fallback(OD),), guard_margin_hours=margin)
-    assert replay_batch(w, safe, od_always).finished.all()
+    safe = Plan(bids=plan.bids, fallback=(Fallback(OD),), guard_margin_hours=margin, keep_pace=plan.keep_pace)
+    assert replay_batch(w, safe, od_always).finished.all()  # keeping pace or not
 
 
 def test_hours_before_a_zones_first_record_are_unknown_not_out(tmp_path: Path) -> None:
