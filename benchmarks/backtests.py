@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from advisor import store
-from advisor.backtest import Grid, backtest_from_store, summarize, universe_from_store
+from advisor.backtest import Grid, advisor_by_workload, backtest_from_store, summarize, universe_from_store
 from advisor.optimize.backtest import advisor_plan_fns
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -91,17 +91,11 @@ def run_case(con, select: dict, grid: Grid, every: str, warmup: str,
 def print_advisor_detail(rows: pd.DataFrame) -> None:
     """Per workload: the advisor's mean cost against the hindsight-best static plan and the docs' rule, and its
     promised against its realized P(meet deadline)."""
-    keys = ["hours", "slack", "nodes"]
-    mean = rows.pivot_table(index=keys, columns="strategy", values="cost", aggfunc="mean")
-    adv = rows[rows["strategy"] == "advisor"].groupby(keys)
     print("\n| work h | slack | nodes | advisor / best static | advisor / docs rule | promised P | realized P |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    for key, group in adv:
-        static = mean.loc[key].get("best_static", float("nan"))
-        docs = mean.loc[key].get("docs_rule", float("nan"))
-        print(f"| {key[0]:g} | {key[1]:g} | {key[2]} | {mean.loc[key, 'advisor'] / static:.3f} | "
-              f"{mean.loc[key, 'advisor'] / docs:.3f} | {group['promised'].mean():.3f} | "
-              f"{group['finished'].mean():.3f} |")
+    for r in advisor_by_workload(rows).itertuples():
+        print(f"| {r.hours:g} | {r.slack:g} | {r.nodes} | {r.vs_best_static:.3f} | {r.vs_docs_rule:.3f} | "
+              f"{r.promised_p:.3f} | {r.realized_p:.3f} |")
 
 
 def main() -> None:

@@ -133,12 +133,28 @@ def test_tables_keep_their_headers_whole_when_piped(capsys: pytest.CaptureFixtur
 def test_backtest_json_rows_never_beat_hindsight(tmp_path: Path) -> None:
     db = _two_market_db(tmp_path)
     result = run("backtest", "--db", db, "--instance-type", "g2.2xlarge", "--hours", "2,4", "--slack", "1.5,3",
-                 "--every", "2h", "--warmup", "0h", "--json")
+                 "--every", "2h", "--warmup", "0h", "--json", "--strategies",
+                 "on_demand,greedy,uniform_progress,docs_rule")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert {r["strategy"] for r in rows} == {"on_demand", "greedy", "uniform_progress", "docs_rule"}
     assert all(r["ratio"] >= 1 - 1e-9 for r in rows if r["finished"])
     assert {r["hours"] for r in rows} == {2.0, 4.0}
+
+
+def test_backtest_puts_the_advisor_beside_the_baselines_and_per_workload_by_default(tmp_path: Path) -> None:
+    db = _two_market_db(tmp_path)
+    sweep = ("backtest", "--db", db, "--instance-type", "g2.2xlarge", "--hours", "2", "--slack", "2,4", "--every", "4h")
+    result = run(*sweep, "--warmup", "6h")
+    assert result.exit_code == 0, result.stderr
+    assert all(name in result.stdout for name in ("greedy", "docs_rule", "best_static", "advisor", "vs_best_static",
+                                                  "vs_docs_rule", "realized_p"))
+    rows = json.loads(run(*sweep, "--warmup", "6h", "--json").stdout)
+    assert {r["strategy"] for r in rows} >= {"best_static", "advisor"}
+    assert all(r["promised"] is not None for r in rows if r["strategy"] == "advisor")
+    cold = run(*sweep, "--warmup", "0h")  # no history before the first start to plan from
+    assert cold.exit_code == 2 and cold.stderr.startswith("error: --warmup '0h': the advisor plans from the history")
+    assert len(cold.stderr.strip().splitlines()) == 1
 
 
 def test_backtest_skips_windows_without_records(tmp_path: Path) -> None:

@@ -110,6 +110,19 @@ def _best_static(windows: dict[tuple, list], universe: Universe) -> list[dict]:
     return out
 
 
+def advisor_by_workload(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per workload (hours, slack, nodes): the advisor's mean cost over the hindsight-best static plan's and over the
+    docs' rule's (NaN for a strategy not run), and the P(meet deadline) it promised against the rate it met."""
+    keys = ["hours", "slack", "nodes"]
+    mean = rows.pivot_table(index=keys, columns="strategy", values="cost", aggfunc="mean")
+    advisor = rows[rows["strategy"] == "advisor"].groupby(keys)
+    out = pd.DataFrame({"vs_best_static": mean["advisor"] / mean.get("best_static", np.nan),
+                        "vs_docs_rule": mean["advisor"] / mean.get("docs_rule", np.nan),
+                        "promised_p": advisor["promised"].mean().astype(float),
+                        "realized_p": advisor["finished"].mean().astype(float)})
+    return out.reset_index()
+
+
 def summarize(rows: pd.DataFrame, by: tuple[str, ...] = ("strategy",)) -> pd.DataFrame:
     """Per group: runs, mean and P90 cost ratio to the hindsight optimum, deadline-miss rate, mean cost."""
     groups = rows.groupby(list(by), sort=False)
