@@ -334,7 +334,7 @@ def backtest(
         return
     print_table(summarize(rows), title=f"{len(starts)} starts x {len(grid.workloads())} workloads, cost / hindsight")
     if "advisor" in names:
-        print_table(advisor_by_workload(rows).round(3),
+        print_table(advisor_by_workload(rows).round(3).dropna(axis=1, how="all"),  # columns of strategies run
                     title="the advisor per workload: its mean cost / theirs, P(meet deadline) promised and met")
 
 

@@ -152,6 +152,8 @@ def test_backtest_puts_the_advisor_beside_the_baselines_and_per_workload_by_defa
     rows = json.loads(run(*sweep, "--warmup", "6h", "--json").stdout)
     assert {r["strategy"] for r in rows} >= {"best_static", "advisor"}
     assert all(r["promised"] is not None for r in rows if r["strategy"] == "advisor")
+    alone = run(*sweep, "--warmup", "6h", "--strategies", "advisor")  # no columns for strategies not run
+    assert alone.exit_code == 0 and "realized_p" in alone.stdout and "vs_docs_rule" not in alone.stdout
     cold = run(*sweep, "--warmup", "0h")  # no history before the first start to plan from
     assert cold.exit_code == 2 and cold.stderr.startswith("error: --warmup '0h': the advisor plans from the history")
     assert len(cold.stderr.strip().splitlines()) == 1
