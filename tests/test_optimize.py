@@ -756,6 +756,10 @@ def test_a_zone_out_every_night_gets_a_plan_that_keeps_pace_at_a_tight_deadline_
     # night's hours on on-demand and returns to spot at 08:00
     assert tight.chosen.plan.keep_pace and tight.chosen.probability == 1.0
     assert any(n.startswith("keeps pace") for n in tight.notes)
+    from advisor.report import build_report
+
+    assert any(a.startswith("Keeping pace is taken to run the job on the first fallback, its spot bids withdrawn")
+               for a in build_report(tight)["assumptions"])  # how it is operated; the report validates with it
     unpaced = replay_batch(w(deadline_hours=30), replace(tight.chosen.plan, keep_pace=False), tight.evaluation_paths)
     assert tight.chosen.cost["mean"] < float(unpaced.cost.mean())  # on the forecast's scenarios (no clock in them)
     night = np.where(np.arange(30) % 24 < 8, 0.0, 16.0)  # and on the night that comes

@@ -73,8 +73,8 @@ def assumptions(rec: Recommendation) -> list[str]:
                    f"preempted, and the job waits for spot at or below on-demand, or falls back.")
     if rec.chosen.plan.keep_pace:
         out.append("Keeping pace is taken to run the job on the first fallback, its spot bids withdrawn, in the hours "
-                   "the plan catches up, and to place the bids again (after a checkpoint) once the work is ahead of "
-                   "the line.")
+                   "the plan catches up, and to place the bids again (after a checkpoint) once the work is back "
+                   "within an hour of the line.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes
