@@ -153,6 +153,7 @@ DEAR_AFTER_HOURS = 12.0
 # 1.867) -> 1.288; m3.medium, d2.8xlarge and the four-zone g2 case within 0.001.
 PACE_GAIN = 0.03
 FIXED_LIMITS = "recommended, without the late limit"  # the alternative that shows what the late limit buys
+UNPACED = "recommended, without keeping pace"  # ...and what keeping pace buys
 
 
 @dataclass
@@ -547,6 +548,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
     if cands[solution.index].plan.late_limit is not None:  # what the raise buys on the evaluation scenarios
         alternatives[FIXED_LIMITS] = cands[solution.index].plan.without_late_limit()
+    if cands[solution.index].plan.keep_pace:
+        alternatives[UNPACED] = replace(cands[solution.index].plan, keep_pace=False)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
     chosen = Outcome("recommended", cands[solution.index].plan,
