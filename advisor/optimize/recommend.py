@@ -618,8 +618,8 @@ def _paced_variant(chosen: Candidate) -> list[Candidate]:
 
 def _keep_pace(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
                index: int, affordable: np.ndarray) -> int:
-    """The chosen plan keeping pace when training prices it lower and it meets the target as often; else the chosen
-    plan."""
+    """The chosen plan keeping pace when training prices it at least PACE_GAIN lower (a negative tolerance) and it
+    meets the target as often; else the chosen plan."""
     chosen = cands[index].plan
     for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, -PACE_GAIN, affordable)):
         if cands[p].plan.keep_pace and replace(cands[p].plan, keep_pace=False) == chosen:
