@@ -568,9 +568,9 @@ def _refine(w: Workload, pool: list[Candidate], cands: list[Candidate], cost: np
             move_limits: bool = True) -> tuple[list[Candidate], np.ndarray, np.ndarray, int, list[str]]:
     """The moves after the MIP, in order: zones behind the chosen bids (`_broaden`), a smaller guard margin on a
     training tie (`_lower_guard`), the limits retuned (`_retune_limit`), a late limit (`_raise_late`, unless not
-    `move_limits`); each within the budget and meeting the target as often. Plans a move needs that the rounds left
-    unscored are scored first and appended. Returns the candidates, their (candidate x scenario) cost and deadline
-    met, the final choice and a note per move made."""
+    `move_limits`), keeping pace (`_keep_pace`); each within the budget and meeting the target as often. Plans a move
+    needs that the rounds left unscored are scored first and appended. Returns the candidates, their (candidate x
+    scenario) cost and deadline met, the final choice and a note per move made."""
     budget = math.inf if w.budget is None else w.budget
     notes: list[str] = []
 
@@ -620,11 +620,8 @@ def _keep_pace(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.n
                index: int, affordable: np.ndarray) -> int:
     """The chosen plan keeping pace when training prices it at least PACE_GAIN lower (a negative tolerance) and it
     meets the target as often; else the chosen plan."""
-    chosen = cands[index].plan
-    for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, -PACE_GAIN, affordable)):
-        if cands[p].plan.keep_pace and replace(cands[p].plan, keep_pace=False) == chosen:
-            return int(p)
-    return index
+    return _variant_within(w, cands, cost, meet, q, index, -PACE_GAIN, affordable,
+                           lambda c: c.keep_pace and replace(c, keep_pace=False) == cands[index].plan)
 
 
 def _pace_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int, paced: int) -> str:
@@ -778,10 +775,16 @@ def _raise_late(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.
     high limit would pay; once most of it is gone a preemption, or a level that settles above the limit, sends the
     rest of the job to on-demand, which the raised limit (a second price: the market is paid, not the limit) beats.
     The same insurance `_retune_limit` buys at a tight deadline, bought for the end of a loose one."""
-    chosen = cands[index].plan
-    for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, INSURANCE_TOLERANCE, affordable)):
-        c = cands[p].plan
-        if c.late_limit is not None and c.without_late_limit() == chosen:
+    return _variant_within(w, cands, cost, meet, q, index, INSURANCE_TOLERANCE, affordable,
+                           lambda c: c.late_limit is not None and c.without_late_limit() == cands[index].plan)
+
+
+def _variant_within(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
+                    index: int, tolerance: float, affordable: np.ndarray, is_variant: Callable[[Plan], bool]) -> int:
+    """The first candidate whose plan `is_variant` of the chosen one, within `tolerance` of its training cost (below
+    zero: at least that much cheaper), within the budget and meeting the target as often; else the chosen one."""
+    for p in np.flatnonzero(_no_worse(w, cost, meet, q, q, index, tolerance, affordable)):
+        if is_variant(cands[p].plan):
             return int(p)
     return index
 

@@ -197,10 +197,9 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     for t in range(deadline):
         if job.done:
             break
-        if job.remaining + workload.restart_overhead >= (deadline - t) - plan.guard_margin_hours:
+        if job.remaining + ro >= (deadline - t) - plan.guard_margin_hours:
             guard = True
-        if raise_pending and (waited >= after or
-                              job.remaining + workload.restart_overhead >= (deadline - t) - plan.late_margin_hours):
+        if raise_pending and (waited >= after or job.remaining + ro >= (deadline - t) - plan.late_margin_hours):
             raise_pending, dear_after = False, math.inf
             bids = _moved(job, bids, [replace(b, limit=max(b.limit, plan.late_limit)) for b in bids])
         if not lowered and dear >= dear_after:
@@ -208,23 +207,27 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         if lowered:
             od = float(paths.mean[scenario, fallbacks[0].market, t])
             bids = _moved(job, bids, [replace(b, limit=min(b.limit, od)) for b in first])
-        fallback = next((f for f in fallbacks if job.usable(f, t)), None)
         lagged = workload.hours - job.remaining + PACE_LAG_HOURS + EPS  # the work done, plus the lag allowed
         if res is not None and res.start_hour <= t < res.end_hour:
             choice = res_slot
         elif guard or (plan.keep_pace and job.current in fallbacks and (t + 2 * ro) * pace > lagged):
-            choice = fallback
+            choice = _first_eligible(job, fallbacks, t)
         elif job.current in bids and job.usable(job.current, t):
             choice = job.current
         else:
-            choice = next((b for b in bids if job.usable(b, t)), None)
+            choice = _first_eligible(job, bids, t)
             if choice is None and plan.keep_pace and t * pace > lagged:
-                choice = fallback
+                choice = _first_eligible(job, fallbacks, t)
         job.step(t, choice)
         out = choice is None and not guard and _below_fallback(paths, scenario, bids, fallbacks, t)
         waited = waited + 1 if out else 0
         dear = dear + 1 if choice in bids and _above_fallback(paths, scenario, choice, fallbacks, t) else 0
     return job.result(res)
+
+
+def _first_eligible(job: Ledger, slots: list[Slot], t: int) -> Slot | None:
+    """The first of `slots` that can run hour t, or None."""
+    return next((s for s in slots if job.usable(s, t)), None)
 
 
 def _moved(job: Ledger, bids: list[Slot], new: list[Slot]) -> list[Slot]:
