@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
 from conftest import spot_row, write_normalized
@@ -39,8 +40,6 @@ def test_markets_json_on_demo_data() -> None:
 
 
 def test_markets_flags_a_zone_whose_records_stopped(tmp_path: Path) -> None:
-    import pandas as pd
-
     db = str(tmp_path / "s.duckdb")
     hours = pd.date_range("2015-04-01", periods=24 * 20, freq="h")
     rows = [spot_row(f"{t:%Y-%m-%dT%H:%M:%SZ}", 0.5) for t in hours]
@@ -118,8 +117,6 @@ def test_replay_command_on_history(tmp_path: Path) -> None:
 
 
 def test_tables_keep_their_headers_whole_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
-    import pandas as pd
-
     from advisor.cli import print_table
 
     # a backtest summary with the advisor's column is 95 columns wide; rich folds it at 80 when stdout is a pipe
@@ -145,13 +142,13 @@ def test_backtest_json_rows_never_beat_hindsight(tmp_path: Path) -> None:
 def test_backtest_puts_the_advisor_beside_the_baselines_and_per_workload_by_default(tmp_path: Path) -> None:
     db = _two_market_db(tmp_path)
     sweep = ("backtest", "--db", db, "--instance-type", "g2.2xlarge", "--hours", "2", "--slack", "2,4", "--every", "4h")
-    result = run(*sweep, "--warmup", "6h")
+    result = run(*sweep, "--warmup", "6h", "--csv", str(tmp_path / "rows.csv"))  # the tables and the rows, one run
     assert result.exit_code == 0, result.stderr
     assert all(name in result.stdout for name in ("greedy", "docs_rule", "best_static", "advisor", "vs_best_static",
                                                   "vs_docs_rule", "realized_p"))
-    rows = json.loads(run(*sweep, "--warmup", "6h", "--json").stdout)
-    assert {r["strategy"] for r in rows} >= {"best_static", "advisor"}
-    assert all(r["promised"] is not None for r in rows if r["strategy"] == "advisor")
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert set(rows["strategy"]) >= {"best_static", "advisor"}
+    assert rows.loc[rows["strategy"] == "advisor", "promised"].notna().all()
     alone = run(*sweep, "--warmup", "6h", "--strategies", "advisor")  # no columns for strategies not run
     assert alone.exit_code == 0 and "realized_p" in alone.stdout and "vs_docs_rule" not in alone.stdout
     cold = run(*sweep, "--warmup", "0h")  # no history before the first start to plan from
@@ -168,8 +165,6 @@ def test_backtest_skips_windows_without_records(tmp_path: Path) -> None:
     rows += [spot_row(f"2015-04-2{d}T{h:02d}:00:00Z", 0.5) for d in (1, 2) for h in range(24)]
     store.ingest_files(con, [write_normalized(tmp_path / "gap.csv", rows)])
     u = Universe(spot=("aws:us-east-1a:g2.2xlarge:spot",), on_demand=())
-    import pandas as pd
-
     starts = list(pd.date_range("2015-04-01", "2015-04-22", freq="D"))
     # 21 April: the trace resumes that hour after 18 silent days, so the market's state at the start is unknown
     assert starts_with_data(con, u, starts, 24) == [pd.Timestamp("2015-04-01"), pd.Timestamp("2015-04-02"),
@@ -178,8 +173,6 @@ def test_backtest_skips_windows_without_records(tmp_path: Path) -> None:
 
 
 def test_backtest_reads_a_posted_price_silent_for_days_as_unchanged_not_as_a_gap(tmp_path: Path) -> None:
-    import pandas as pd
-
     from advisor import store
     from advisor.backtest import Universe, starts_with_data
 
