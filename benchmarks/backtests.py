@@ -28,6 +28,8 @@ LIST_CSV = """ts,provider,region,zone,instance_type,gpu_type,gpu_count,market,pr
 
 G2 = ["aws:us-east-1a:g2.2xlarge:spot", "aws:us-east-1a:g2.2xlarge:on_demand"]
 ZONE_LAGS_DAYS = {"us-east-1b": 9, "us-east-1c": 18, "us-east-1d": 27}  # see four_zones_csv
+SHAPE_ZONES = {"g2.2xlarge": "us-east-1a", "c3.xlarge": "us-east-1b", "m3.medium": "us-east-1c",
+               "r3.large": "us-east-1d", "d2.8xlarge": "us-east-1e"}  # see mixed_zones_csv
 
 CASES = [
     ("aws-spot-2015, g2.2xlarge", dict(markets=G2), Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
@@ -44,6 +46,8 @@ CASES = [
     ("aws-spot-2015 g2.2xlarge in 4 zones (1b-1d: 1a's real series started 9/18/27 days later)",
      dict(markets=G2[:1] + [f"aws:{z}:g2.2xlarge:spot" for z in ZONE_LAGS_DAYS] + G2[1:]),
      Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
+    ("aws-spot-2015 'g2.mixed' in 5 zones, each one of the file's five types scaled to g2's on-demand price",
+     dict(instance_type="g2.mixed"), Grid((24, 48, 96), (1.25, 2, 4)), "72h", "28d"),
     # the file's other spot markets, never used to choose a setting: a check on markets the rules were not fitted to
     *[(f"aws-spot-2015, {t} (not used in tuning)", dict(instance_type=t), Grid((24, 48, 96), (1.25, 2, 4)), "72h",
        "28d") for t in ("m3.medium", "r3.large", "d2.8xlarge")],
@@ -67,6 +71,22 @@ def four_zones_csv(path: Path) -> Path:
     return path
 
 
+def mixed_zones_csv(path: Path) -> Path:
+    """Zones us-east-1a..e of a made-up type 'g2.mixed': each zone is one of the 2015 file's five spot series, scaled
+    by g2.2xlarge's on-demand price over its own. Real series of different shapes (c3 jumps between two levels, m3 is
+    calm, d2 has long plateaus above on-demand), so the zones differ in level and spikiness, not only in timing: a
+    test of choosing among locations where the choice matters as much as the limit."""
+    frame = pd.read_csv(SHARED / "aws-spot-2015" / "us-east-1a.csv")
+    on_demand = frame[frame["market"] == "on_demand"].set_index("instance_type")["price_usd_per_hour"]
+    spot = frame[frame["market"] == "spot"]
+    parts = [spot[spot["instance_type"] == kind].assign(
+        zone=zone, price_usd_per_hour=(spot["price_usd_per_hour"] * on_demand["g2.2xlarge"] / on_demand[kind]).round(5))
+        for kind, zone in SHAPE_ZONES.items()]
+    parts.append(frame[(frame["instance_type"] == "g2.2xlarge") & (frame["market"] == "on_demand")])
+    pd.concat(parts).assign(instance_type="g2.mixed", gpu_type="K520", gpu_count=1).to_csv(path, index=False)
+    return path
+
+
 def build_store(path: Path) -> None:
     con = store.connect(path)
     store.ingest_files(con, [SHARED / "aws-spot-2015" / "us-east-1a.csv", SHARED / "gcp-h100-2025" / "dev-zones.csv"])
@@ -75,6 +95,7 @@ def build_store(path: Path) -> None:
     (path.parent / "list.csv").write_text(LIST_CSV)
     store.ingest_files(con, [path.parent / "list.csv"])
     store.ingest_files(con, [four_zones_csv(path.parent / "g2-zones.csv")])
+    store.ingest_files(con, [mixed_zones_csv(path.parent / "g2-mixed.csv")])
     con.close()
 
 
