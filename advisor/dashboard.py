@@ -74,9 +74,10 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
                      "detail": f"to ${plan.late_limit:.2f}/instance-h once {plan.late_margin_hours:g} h of slack "
                                "are left" + (f", or after {plan.late_after_hours:g} h in a row waiting below the "
                                              "fallback's price" if plan.late_after_hours else "")})
-    if plan.bids and plan.dear_after_hours is not None:
+    if plan.bids and plan.dear_excess_hours is not None:
         rows.append({"step": "cap limits", "market": "every bid",
-                     "detail": f"at the fallback's price after {plan.dear_after_hours:g} h in a row paying above it"})
+                     "detail": f"at the fallback's price once paying above it has cost {plan.dear_excess_hours:g} of "
+                               "its hours more"})
     if plan.reservation:
         r = plan.reservation
         rows.append({"step": "reserve", "market": r.market,

@@ -90,9 +90,9 @@ def test_plan_table_states_a_late_limit() -> None:
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, late_after_hours=24.0))))
     assert table["detail"][1] == ("to $29.88/instance-h once 13.5 h of slack are left, or after 24 h in a row "
                                   "waiting below the fallback's price")
-    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, dear_after_hours=12.0))))
+    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, dear_excess_hours=1.0))))
     assert list(table["step"]) == ["bid 1", "raise limits", "cap limits", "fallback 1"]
-    assert table["detail"][2] == "at the fallback's price after 12 h in a row paying above it"
+    assert table["detail"][2] == "at the fallback's price once paying above it has cost 1 of its hours more"
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, keep_pace=True))))
     assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1", "keep pace"]
     assert table["market"][3] == "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"

@@ -100,9 +100,9 @@ def test_brief_blips_above_on_demand_are_ridden_out(tmp_path: Path) -> None:
     con = build_store(tmp_path, lambda i: 30.0 if i % (24 * 6) == 12 * 6 else 4.0)
     rec = recommend(con, w(hours=48, deadline_hours=96, checkpoint_every=8.0), n_train=60, n_eval=100)
     assert rec.chosen.plan.bids and rec.chosen.plan.bids[0].limit_price >= 30.0
-    assert rec.chosen.plan.dear_after_hours == 12.0  # an hour above on-demand is ridden; half a day would not be
-    assert any(a.startswith("Capping the limits is taken to lower (or cancel) a bid that has run 12 h in a row")
-               for a in build_report(rec)["assumptions"])
+    assert rec.chosen.plan.dear_excess_hours == pytest.approx(4.5)  # 2 x 0.25 h restarts + half of 8 h of work lost
+    assert any(a.startswith("Capping the limits is taken to lower (or cancel) the bids once riding prices above "
+                            "on-demand has cost 4.5 on-demand hours more") for a in build_report(rec)["assumptions"])
     docs = next(a for a in rec.alternatives if a.name.startswith("docs rule"))
     assert rec.chosen.cost["mean"] <= docs.cost["mean"] + 1e-9  # (the forecast draws intra-hour peaks at any hour)
     assert rec.chosen.probability >= 0.95
@@ -726,12 +726,14 @@ def test_markets_asked_for_must_exist_and_include_a_fallback(tmp_path: Path) -> 
         recommend(con, w(markets=(SPOT,)), n_train=20, n_eval=20)
 
 
-def test_limits_above_on_demand_fall_to_it_after_half_a_day_paying_above_it() -> None:
-    from advisor.optimize.recommend import DEAR_AFTER_HOURS, _capped
+def test_limits_above_on_demand_fall_to_it_once_riding_has_cost_what_leaving_costs() -> None:
+    from advisor.optimize.recommend import _capped, switch_cost_hours
 
+    work = w(checkpoint_every=2.0, restart_overhead=0.25)
+    assert switch_cost_hours(work) == pytest.approx(1.5)  # two restarts and half a checkpoint interval
     above, at = candidate(Bid(SPOT, 9.0), Bid(SPOT.replace("5-a", "3-a"), 30.0)), candidate(Bid(SPOT, 20.0))
-    assert _capped(above, od_price=20.0).plan.dear_after_hours == DEAR_AFTER_HOURS == 12.0
-    assert _capped(at, od_price=20.0) == at and _capped(candidate(), od_price=20.0).plan.dear_after_hours is None
+    assert _capped(above, 20.0, work).plan.dear_excess_hours == pytest.approx(1.5)
+    assert _capped(at, 20.0, work) == at and _capped(candidate(), 20.0, work).plan.dear_excess_hours is None
 
 
 def test_a_backtest_can_name_the_advisor_with_fixed_limits(tmp_path: Path) -> None:

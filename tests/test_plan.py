@@ -128,17 +128,23 @@ def test_a_day_waiting_below_on_demand_raises_the_bids_before_the_slack_runs_dow
     assert late.cost == pytest.approx(12.0)  # counted from t = 0, it would have run t = 5..8 at 4.5
 
 
-def test_hours_in_a_row_paying_above_on_demand_cap_the_limits_at_it() -> None:
+def test_riding_prices_above_on_demand_caps_the_limits_at_it_once_the_excess_paid_reaches_the_budget() -> None:
     w = Workload(hours=6, deadline_hours=20, restart_overhead=0.0)
-    plan = Plan(bids=(Bid(SPOT, 9.0),), fallback=(Fallback(OD),), dear_after_hours=3.0)
-    market = paths([[6.0] * 10 + [1.0] * 10, [4.0] * 20])  # 1.5x on-demand for 10 h, then calm
-    rode = replay(w, replace(plan, dear_after_hours=None), market)
+    plan = Plan(bids=(Bid(SPOT, 9.0),), fallback=(Fallback(OD),), dear_excess_hours=1.5)
+    market = paths([[6.0] * 10 + [1.0] * 10, [4.0] * 20])  # 1.5x on-demand for 10 h (0.5 h of it over), then calm
+    rode = replay(w, replace(plan, dear_excess_hours=None), market)
     assert rode.cost == pytest.approx(36.0) and rode.finish_hour == pytest.approx(6.0)  # the limit rides the level
-    capped = replay(w, plan, market)  # t = 0..2 at 6, then capped at 4: out until t = 10, t = 10..12 at 1
+    capped = replay(w, plan, market)  # t = 0..2 at 6 (1.5 h over), then capped at 4: out until t = 10, t = 10..12 at 1
     assert capped.cost == pytest.approx(21.0) and capped.finish_hour == pytest.approx(13.0)
     assert capped.preemptions == 1
     raised = replace(plan, late_limit=9.5, late_margin_hours=19.0)  # raised at t = 0: no cap after a raise
     assert replay(w, raised, market).cost == pytest.approx(36.0)
+    # a level just above on-demand costs little to ride: 1.1x for 10 h spends 0.6 h of the budget in the job's 6 h
+    mild = replay(w, plan, paths([[4.4] * 10 + [1.0] * 10, [4.0] * 20]))
+    assert mild.cost == pytest.approx(26.4) and mild.preemptions == 0
+    # the run resets when the price comes back under on-demand: 1.5x, 1x, 1.5x, ... never adds up to 1.5 h over
+    blips = replay(w, plan, paths([[6.0, 4.0] * 10, [4.0] * 20]))
+    assert blips.cost == pytest.approx(30.0) and blips.preemptions == 0
 
 
 def test_keeping_pace_buys_on_demand_early_and_returns_to_spot() -> None:
@@ -166,8 +172,8 @@ def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_gua
         Plan(bids=(Bid(SPOT, 1.0),), late_after_hours=24.0)
     with pytest.raises(PlanError, match="plan.late_after_hours"):
         Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0, late_margin_hours=1.0, late_after_hours=0.5)
-    with pytest.raises(PlanError, match="plan.dear_after_hours: must be >= 1"):
-        Plan(bids=(Bid(SPOT, 1.0),), dear_after_hours=0.0)
+    with pytest.raises(PlanError, match="plan.dear_excess_hours: must be > 0"):
+        Plan(bids=(Bid(SPOT, 1.0),), dear_excess_hours=0.0)
 
 
 def test_stays_on_current_bid_while_eligible() -> None:
@@ -256,9 +262,9 @@ def cases(draw):
         res = Reservation(OD, "low", draw(st.integers(w.nodes, 4)), draw(st.integers(0, 6)), draw(st.integers(3, 8)),
                           5.0, 1.0, 2.0)
     guard, late = draw(st.sampled_from([0.0, 1.0, 2.5])), draw(st.sampled_from([None, 0.0, 2.0, 6.0]))
-    dear, pace = draw(st.sampled_from([None, 1.0, 2.0])), draw(st.booleans())
+    dear, pace = draw(st.sampled_from([None, 0.3, 1.0, 2.0])), draw(st.booleans())
     if late is None:
-        return w, Plan(bids, res, fallback, guard, dear_after_hours=dear, keep_pace=pace), p
+        return w, Plan(bids, res, fallback, guard, dear_excess_hours=dear, keep_pace=pace), p
     return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late,
                    draw(st.sampled_from([None, 1.0, 3.0])), dear, pace), p
 
@@ -285,7 +291,7 @@ def test_batch_agrees_with_reference(case) -> None:
 @settings(max_examples=100, deadline=None)
 @given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5]),
                                    st.sampled_from([None, (1.5, 0.0, None), (9.0, 4.0, 2.0)]),
-                                   st.sampled_from([None, 1.0]), st.booleans()), min_size=1, max_size=4))
+                                   st.sampled_from([None, 0.5, 1.0]), st.booleans()), min_size=1, max_size=4))
 def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None:
     w, plan, p = case
     plans = [Plan(tuple(Bid(b.market, lim * (1 + i)) for i, b in enumerate(plan.bids)), plan.reservation,

@@ -84,10 +84,14 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     doc["plan"]["late_after_hours"] = None  # reports written before the second trigger
     jsonschema.validate(doc, schema())
     assert "is 13.5 h\n" in to_markdown(doc)
-    doc["plan"]["dear_after_hours"] = 12.0
+    doc["plan"]["dear_excess_hours"] = 1.0
     jsonschema.validate(doc, schema())
-    assert ("- Lower every limit to the first fallback's price once a bid has run 12 h in a row at a price above it "
-            "(unless the limits were raised first)\n") in to_markdown(doc)
+    assert ("- Lower every limit to the first fallback's price once the bids, in a row of hours priced above it, have "
+            "cost 1 of its hours more than it (unless the limits were raised first)\n") in to_markdown(doc)
+    doc["plan"]["dear_excess_hours"] = 0.0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema())
+    doc["plan"]["dear_excess_hours"] = 1.0
     assert f"once the slack left is {doc['plan']['guard_margin_hours']:g} h" in text  # the fallback line after it
     assert "Keep pace" not in text
     doc["plan"]["keep_pace"] = True

@@ -136,13 +136,6 @@ LATE_MIN_ROOM_HOURS = 4.0
 # out, whatever the price, paid g2's August surge (96 h due in 384 h 1.061); 12 h paid g2's shorter spells (24 h due
 # in 96 h 0.901 -> 0.935).
 LATE_AFTER_HOURS = 24.0
-# Limits above on-demand (up to 3x, to ride an excursion rather than be preempted by it) fall to on-demand once a bid
-# has run this many hours in a row above it: a level above on-demand that holds half a day is no excursion. AWS 2015
-# d2.8xlarge (not used in tuning), 28 April: a limit of 3x on-demand rode 10.50 $/h, 1.9x on-demand, for 24 h (236.6
-# $ against 134 $ on-demand), where the four weeks before had shown runs above on-demand of 12 h at most. With it
-# (`python benchmarks/backtests.py`): d2.8xlarge 1.120 -> 1.116 x hindsight, slack 1.25 1.148 / 1.166 / 1.092 -> 1.088
-# / 1.045 / 1.064 of the best static plan; m3.medium 1.114 -> 1.113; every other case the same.
-DEAR_AFTER_HOURS = 12.0
 # Keeping pace (`_keep_pace`) is a bet on the forecast, not insurance: it buys fallback hours early that waiting might
 # have made unnecessary, so training must price it this much lower than the chosen plan. Measured on every case of
 # `python benchmarks/backtests.py` (mean cost / hindsight, without pace -> any training saving -> 3%; before the line
@@ -526,7 +519,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     od_price = first_fallback_price(train, pool[0].plan.fallback)  # the price build_candidates used
     cap = INSURANCE_CAP * od_price
     if move_limits:
-        pool = [_capped(c, od_price) for c in pool]
+        pool = [_capped(c, od_price, workload) for c in pool]
     n_plain, bid_on = train.n_scenarios, list(dict.fromkeys(b.market for c in pool for b in c.plan.bids))
     plain_paths = train  # before the outage copies: what the model and the history say prices are
     seen = _hours_recorded(history, list(universe.spot))
@@ -800,11 +793,27 @@ def _late_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: 
             f"would send the rest of the job to on-demand; {extra:+.1%} expected cost in training")
 
 
-def _capped(c: Candidate, od_price: float) -> Candidate:
-    """`c` with its limits falling to on-demand after DEAR_AFTER_HOURS paying above it, when any is above it."""
+def _capped(c: Candidate, od_price: float, w: Workload) -> Candidate:
+    """`c` with its limits falling to on-demand once riding prices above it has cost what leaving costs
+    (`switch_cost_hours`), when any limit is above on-demand."""
     if c.plan.bids and max(b.limit_price for b in c.plan.bids) > od_price * (1 + 1e-9):
-        return replace(c, plan=replace(c.plan, dear_after_hours=DEAR_AFTER_HOURS))
+        return replace(c, plan=replace(c.plan, dear_excess_hours=switch_cost_hours(w)))
     return c
+
+
+def switch_cost_hours(w: Workload) -> float:
+    """What leaving a bid priced above on-demand costs, in on-demand hours: a restart there, the work lost since the
+    last checkpoint (half an interval on average), and a restart back on spot later.
+
+    Why this is when limits above on-demand (up to 3x, to ride an excursion rather than be preempted by it) fall to
+    it: riding costs the excess over on-demand each hour and leaving costs this once, so riding until the excess paid
+    equals it (the ski-rental rule) pays at most about twice what the better choice would have, made knowing how long
+    the excursion lasts. AWS 2015 d2.8xlarge (not used in tuning), 28 April: a limit of 3x on-demand rode 10.50 $/h,
+    1.9x on-demand, into a plateau that held 40 h; capped after 12 h in a row above on-demand (the rule before), it
+    paid 60 $ over on-demand, under this rule 10 $. `python benchmarks/backtests.py`, 12 h -> this: d2.8xlarge 1.116 ->
+    1.113 x hindsight, slack 1.25 against the docs' rule 1.088 / 1.045 / 1.023 -> 1.016 / 1.008 / 1.004; r3.large
+    1.262 -> 1.256; m3.medium 1.113 -> 1.114; every other case the same. Twice this budget: d2 1.113, m3 1.116."""
+    return 2 * w.restart_overhead + w.checkpoint_every / 2
 
 
 def _spare(w: Workload) -> float:

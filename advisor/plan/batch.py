@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.plan.paths import MarketPaths
-from advisor.plan.replay import EPS, PACE_LAG_HOURS, check_fits, plan_slots, reservation_charges
+from advisor.plan.replay import EPS, PACE_LAG_HOURS, check_fits, excess_ratio, plan_slots, reservation_charges
 from advisor.plan.types import Plan, Workload
 
 
@@ -117,18 +117,19 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         if fallbacks:
             bid_mean = paths.mean[:, [b.market for b in bids], :deadline]
             below = (bid_mean < paths.mean[:, None, fallbacks[0].market, :deadline]).all(axis=1).T
-    # plans that cap their limits at the first fallback's price once a bid has run `dear_after` hours in a row above
-    # it (before any raise): the same slots at the capped limits, hour by hour, and (hours, scenario x bid) dear hours
-    capped = n_bid > 0 and bool(fallbacks) and any(p.dear_after_hours is not None for p in plans)
+    # plans that cap their limits at the first fallback's price once bids run in a row of dear hours have cost
+    # `dear_excess` of its hours more (before any raise): the same slots at the capped limits, hour by hour, and the
+    # (hours, scenario x bid) excess of each bid market's price over the fallback's, in the fallback's hours
+    capped = n_bid > 0 and bool(fallbacks) and any(p.dear_excess_hours is not None for p in plans)
     if capped:
-        dear_after = np.repeat([p.dear_after_hours or np.inf for p in plans], n_paths)
+        dear_budget = np.repeat([p.dear_excess_hours or np.inf for p in plans], n_paths)
         od_mean = paths.mean[:, fallbacks[0].market, :deadline]  # (scenarios, hours)
         ceiling = np.full((n_paths, n_mkt, deadline), np.inf)
         ceiling[:, :n_bid] = od_mean[:, None, :]
         usable_low = usable_at(np.fmin(limits[:, None, :, None], ceiling[None]))
         bid_pick_low = _first_usable(usable_low[:, :, :n_bid])
         usable_low_flat = usable_low.reshape(deadline, n * n_mkt)
-        dear_at = (paths.mean[:, midx[:n_bid], :deadline] > od_mean[:, None, :]).transpose(2, 0, 1).reshape(
+        dear_at = excess_ratio(paths.mean[:, midx[:n_bid], :deadline], od_mean[:, None, :]).transpose(2, 0, 1).reshape(
             deadline, n_paths * n_bid)
         dear = np.zeros(n)
         dear_base = scenario_of * n_bid
@@ -174,7 +175,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             holds = np.where(late, usable_late_flat[t].take(held_at), holds)
             bid_first = np.where(late, bid_pick_late[t], bid_first)
         if capped:
-            low |= (dear >= dear_after) & ~late
+            low |= (dear >= dear_budget) & ~late
             holds = np.where(low, usable_low_flat[t].take(held_at), holds)
             bid_first = np.where(low, bid_pick_low[t], bid_first)
         if res is not None:
@@ -195,7 +196,8 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             waited = np.where((choice < 0) & ~guard & below[t].take(scenario_of), waited + 1, 0.0)
         if capped:
             on_bid = (choice >= 0) & (choice < n_bid)
-            dear = np.where(on_bid & dear_at[t].take(dear_base + np.where(on_bid, choice, 0)), dear + 1, 0.0)
+            excess = dear_at[t].take(dear_base + np.where(on_bid, choice, 0))
+            dear = np.where(on_bid & (excess > 0), dear + excess, 0.0)
 
         had = active & was
         preempted = had & ~holds

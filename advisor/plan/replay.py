@@ -10,15 +10,16 @@ Rules, at t = 0 .. deadline-1: stop when no work remains (unused reservation hou
 + restart_overhead >= hours_left - guard_margin`) switches to fallback mode for good; the same test at `late_margin`
 raises every bid's limit to `late_limit` for good (a bid held keeps running, no restart), and so do `late_after` hours
 in a row without a bid running, outside the guard, while every bid market was priced below the first fallback (a level
-above the limits but below on-demand that holds that long is no spike to wait out); before any raise, `dear_after` hours
-in a row running a bid at a price above the first fallback's cap every limit at that price for good, each hour (a level
-above on-demand that holds that long is no excursion to ride), and no raise follows; an active reservation is always
-used first; otherwise stay on the current bid while it is eligible, else take the first eligible bid; otherwise wait.
-With `keep_pace`, outside the guard, an hour that would wait while the work done is more than PACE_LAG_HOURS behind the
-line `t x hours / deadline` runs the first usable fallback instead, and a job on a fallback stays there until it is
-within that lag of the line at `t + 2 x restart_overhead` (Uniform Progress's catch-up with its hysteresis), then
-returns to the bids. Moving markets costs `restart_overhead`; a preemption (the current spot market is no longer
-eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a voluntary move
+above the limits but below on-demand that holds that long is no spike to wait out); before any raise, once the bids run
+in a row of hours priced above the first fallback have cost `dear_excess` of its hours more than it (the sum over those
+hours of price / fallback price - 1), every limit is capped at the fallback's price for good, each hour (riding an
+excursion is worth it until what it has cost equals the price of leaving it), and no raise follows; an active
+reservation is always used first; otherwise stay on the current bid while it is eligible, else take the first eligible
+bid; otherwise wait. With `keep_pace`, outside the guard, an hour that would wait while the work done is more than
+PACE_LAG_HOURS behind the line `t x hours / deadline` runs the first usable fallback instead, and a job on a fallback
+stays there until it is within that lag of the line at `t + 2 x restart_overhead` (Uniform Progress's catch-up with its
+hysteresis), then returns to the bids. Moving markets costs `restart_overhead`; a preemption (the current spot market is
+no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a voluntary move
 checkpoints first. Pauses are whole hours here, so every pause meets the 1-hour minimum.
 """
 
@@ -192,7 +193,7 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     job = Ledger(workload, paths, scenario)
     deadline, guard, raise_pending = workload.horizon, False, plan.late_margin_hours is not None
     after, waited = plan.late_after_hours or math.inf, 0
-    dear_after, dear, lowered, first = plan.dear_after_hours or math.inf, 0, False, bids
+    dear_budget, dear, lowered, first = plan.dear_excess_hours or math.inf, 0.0, False, bids
     pace, ro = workload.hours / deadline, workload.restart_overhead  # the uniform-progress line's slope
     for t in range(deadline):
         if job.done:
@@ -200,9 +201,9 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         if job.remaining + ro >= (deadline - t) - plan.guard_margin_hours:
             guard = True
         if raise_pending and (waited >= after or job.remaining + ro >= (deadline - t) - plan.late_margin_hours):
-            raise_pending, dear_after = False, math.inf
+            raise_pending, dear_budget = False, math.inf
             bids = _moved(job, bids, [replace(b, limit=max(b.limit, plan.late_limit)) for b in bids])
-        if not lowered and dear >= dear_after:
+        if not lowered and dear >= dear_budget:
             lowered, raise_pending = True, False
         if lowered:
             od = float(paths.mean[scenario, fallbacks[0].market, t])
@@ -221,7 +222,8 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         job.step(t, choice)
         out = choice is None and not guard and _below_fallback(paths, scenario, bids, fallbacks, t)
         waited = waited + 1 if out else 0
-        dear = dear + 1 if choice in bids and _above_fallback(paths, scenario, choice, fallbacks, t) else 0
+        excess = _excess_over_fallback(paths, scenario, choice, fallbacks, t) if choice in bids else 0.0
+        dear = dear + excess if excess > 0 else 0.0
     return job.result(res)
 
 
@@ -237,9 +239,21 @@ def _moved(job: Ledger, bids: list[Slot], new: list[Slot]) -> list[Slot]:
     return new
 
 
-def _above_fallback(paths: MarketPaths, s: int, slot: Slot, fallbacks: list[Slot], t: int) -> bool:
-    """Whether `slot`'s market is priced above the first fallback at hour t (False with no fallback, or no price)."""
-    return bool(fallbacks) and bool(paths.mean[s, slot.market, t] > paths.mean[s, fallbacks[0].market, t])
+def _excess_over_fallback(paths: MarketPaths, s: int, slot: Slot, fallbacks: list[Slot], t: int) -> float:
+    """How much dearer than the first fallback `slot`'s market is at hour t, in the fallback's hours (its price / the
+    fallback's - 1); 0 when not dearer, with no fallback, or with no price."""
+    if not fallbacks:
+        return 0.0
+    excess = excess_ratio(paths.mean[s, slot.market, t], paths.mean[s, fallbacks[0].market, t])
+    return float(excess) if excess > 0 else 0.0
+
+
+def excess_ratio(price: np.ndarray | float, fallback: np.ndarray | float) -> np.ndarray:
+    """price / fallback - 1 where the fallback's price is positive, else 0 (both engines read dear hours through it,
+    so they sum the same floats)."""
+    price, fallback = np.asarray(price, dtype=float), np.asarray(fallback, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(fallback > 0, price / np.where(fallback > 0, fallback, 1.0) - 1, 0.0)
 
 
 def _below_fallback(paths: MarketPaths, s: int, bids: list[Slot], fallbacks: list[Slot], t: int) -> bool:

@@ -155,13 +155,14 @@ class Reservation:
 @dataclass(frozen=True)
 class Plan:
     """Bids in order, an optional reservation, fallbacks in order, and the guard margin (hours). Optionally a late
-    limit: once the slack left is down to `late_margin_hours` (or, with `late_after_hours`, once no bid has run for
-    that many hours in a row while every bid market was priced below the first fallback), every bid's limit rises to at
-    least `late_limit`. Optionally, with `dear_after_hours`, once a bid has run that many hours in a row at a price
-    above the first fallback's, every limit falls to at most that price for good (unless already raised, and no raise
-    after it). With `keep_pace`, an hour the job would wait while over an hour behind the uniform-progress line
-    (elapsed x work / deadline) runs the first fallback instead, until it is back within the hour (Uniform Progress's
-    catch-up, Wu et al., NSDI '24): slack bought back early lets later hours return to spot."""
+    limit: once the slack left is down to `late_margin_hours` (or, with `late_after_hours`, once no bid has run for that
+    many hours in a row while every bid market was priced below the first fallback), every bid's limit rises to at least
+    `late_limit`. Optionally, with `dear_excess_hours`, once bids run in a row of hours priced above the first fallback
+    have cost that many of the fallback's hours more than it, every limit falls to at most its price for good (unless
+    already raised, and no raise after it): rent until the rent paid equals the price of leaving. With `keep_pace`, an
+    hour the job would wait while over an hour behind the uniform-progress line (elapsed x work / deadline) runs the
+    first fallback instead, until it is back within the hour (Uniform Progress's catch-up, Wu et al., NSDI '24): slack
+    bought back early lets later hours return to spot."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
@@ -170,7 +171,7 @@ class Plan:
     late_limit: float | None = None
     late_margin_hours: float | None = None
     late_after_hours: float | None = None
-    dear_after_hours: float | None = None
+    dear_excess_hours: float | None = None
     keep_pace: bool = False
 
     def __post_init__(self) -> None:
@@ -186,8 +187,8 @@ class Plan:
         _check(self.late_after_hours is None or (self.late_limit is not None and _num(self.late_after_hours)
                                                  and self.late_after_hours >= 1),
                "plan.late_after_hours", "must be >= 1 and come with a late_limit", self.late_after_hours)
-        _check(self.dear_after_hours is None or (_num(self.dear_after_hours) and self.dear_after_hours >= 1),
-               "plan.dear_after_hours", "must be >= 1", self.dear_after_hours)
+        _check(self.dear_excess_hours is None or (_num(self.dear_excess_hours) and self.dear_excess_hours > 0),
+               "plan.dear_excess_hours", "must be > 0", self.dear_excess_hours)
         _check(isinstance(self.keep_pace, bool), "plan.keep_pace", "must be true or false", self.keep_pace)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)

@@ -15,10 +15,10 @@ def _plan_lines(plan: dict) -> list[str]:
         lines.append(f"- Raise every limit to **${plan['late_limit']:.2f}/instance-hour** once {slack} is "
                      f"{plan['late_margin_hours']:g} h{_waited(plan.get('late_after_hours'))}")
         slack = "the slack left"
-    if plan["bids"] and plan.get("dear_after_hours") is not None:
-        lines.append(f"- Lower every limit to the first fallback's price once a bid has run "
-                     f"{plan['dear_after_hours']:g} h in a row at a price above it (unless the limits were raised "
-                     f"first)")
+    if plan["bids"] and plan.get("dear_excess_hours") is not None:
+        lines.append(f"- Lower every limit to the first fallback's price once the bids, in a row of hours priced "
+                     f"above it, have cost {plan['dear_excess_hours']:g} of its hours more than it (unless the limits "
+                     f"were raised first)")
     res = plan["reservation"]
     if res:
         lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
