@@ -102,7 +102,8 @@ def test_brief_blips_above_on_demand_are_ridden_out(tmp_path: Path) -> None:
     assert rec.chosen.plan.bids and rec.chosen.plan.bids[0].limit_price >= 30.0
     assert rec.chosen.plan.dear_excess_hours == pytest.approx(4.5)  # 2 x 0.25 h restarts + half of 8 h of work lost
     assert any(a.startswith("Capping the limits is taken to lower (or cancel) the bids once riding prices above "
-                            "on-demand has cost 4.5 on-demand hours more") for a in build_report(rec)["assumptions"])
+                            "on-demand has cost, in a row of such hours, 4.5 h of on-demand more")
+               for a in build_report(rec)["assumptions"])
     docs = next(a for a in rec.alternatives if a.name.startswith("docs rule"))
     assert rec.chosen.cost["mean"] <= docs.cost["mean"] + 1e-9  # (the forecast draws intra-hour peaks at any hour)
     assert rec.chosen.probability >= 0.95

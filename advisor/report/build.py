@@ -69,9 +69,10 @@ def assumptions(rec: Recommendation) -> list[str]:
                    "(--fixed-limits plans without the raise).")
     if rec.chosen.plan.dear_excess_hours is not None:
         out.append(f"Capping the limits is taken to lower (or cancel) the bids once riding prices above on-demand has "
-                   f"cost {rec.chosen.plan.dear_excess_hours:g} on-demand hours more than on-demand, in a row of such "
-                   f"hours (what leaving costs: two restarts and half a checkpoint interval); the instance stops then, "
-                   f"as if preempted, and the job waits for spot at or below on-demand, or falls back.")
+                   f"cost, in a row of such hours, {rec.chosen.plan.dear_excess_hours:g} h of on-demand more than "
+                   f"on-demand would have (what leaving costs: two restarts and half a checkpoint interval); the "
+                   f"instance stops then, as if preempted, and the job waits for spot at or below on-demand, or falls "
+                   f"back.")
     if rec.chosen.plan.keep_pace:
         out.append("Keeping pace is taken to run the job on the first fallback, its spot bids withdrawn, in the hours "
                    "the plan catches up, and to place the bids again (after a checkpoint) once the work is back "
