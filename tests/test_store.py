@@ -88,6 +88,18 @@ def test_aws_spot_price_history_json(con, tmp_path: Path) -> None:
         store.ingest_files(con, [path])
 
 
+def test_aws_history_larger_than_duckdbs_default_json_object_bound(con, tmp_path: Path) -> None:
+    # months of spot history across zones is one JSON object over 16 MB (DuckDB's default bound for read_json)
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = [{"AvailabilityZone": f"us-east-1{'abcdef'[i % 6]}", "InstanceType": "p5.48xlarge",
+             "ProductDescription": "Linux/UNIX", "SpotPrice": f"{20 + i % 7:.4f}",
+             "Timestamp": (start + pd.Timedelta(minutes=i)).isoformat()} for i in range(120_000)]
+    path = tmp_path / "aws.json"
+    path.write_text(json.dumps({"SpotPriceHistory": rows}, indent=1))
+    assert path.stat().st_size > 16 * 2 ** 20
+    assert store.ingest_files(con, [path]).rows_added == 120_000
+
+
 def test_skypilot_catalog_snapshot(con, tmp_path: Path) -> None:
     path = tmp_path / "aws" / "vms.csv"
     path.parent.mkdir()

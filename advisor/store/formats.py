@@ -120,7 +120,7 @@ def stage_mithril(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         CREATE OR REPLACE TEMP TABLE stage AS
         WITH s AS (
             SELECT unnest(series) AS s, generate_subscripts(series, 1) - 1 AS i
-            FROM read_json({_q(src)}, columns={{series: '{series_type}'}}, format='auto')
+            FROM read_json({_q(src)}, columns={{series: '{series_type}'}}, format='auto', {_whole_file(src)})
         ), p AS (
             SELECT i, s, unnest(generate_series(1, coalesce(len(s.timestamps), 0))) AS j FROM s
         ), both_kinds AS (
@@ -147,7 +147,8 @@ def stage_aws(con: duckdb.DuckDBPyConnection, path: Path, product: str) -> None:
         CREATE OR REPLACE TEMP TABLE stage AS
         WITH r AS (
             SELECT unnest(SpotPriceHistory) AS r, generate_subscripts(SpotPriceHistory, 1) - 1 AS i
-            FROM read_json({_q(src)}, columns={{SpotPriceHistory: '{row_type}'}}, format='auto')
+            FROM read_json({_q(src)}, columns={{SpotPriceHistory: '{row_type}'}}, format='auto',
+                           {_whole_file(src)})
         )
         SELECT NULL::BIGINT AS line, 'SpotPriceHistory[' || i || ']' AS rec, 'aws' AS provider,
                regexp_replace(r.AvailabilityZone, '[a-z]$', '') AS region, r.AvailabilityZone AS location,
@@ -191,6 +192,12 @@ def _provider_from_path(path: Path) -> str | None:
         if part.lower() in known:
             return part.lower()
     return None
+
+
+def _whole_file(path: Path) -> str:
+    """read_json's object-size bound set to the file's size: these responses are one JSON object, and DuckDB's
+    default bound (16 MB) rejects a few months of spot history across zones."""
+    return f"maximum_object_size={max(path.stat().st_size + 1, 16 * 2 ** 20)}"
 
 
 def _json_from_first_bracket(path: Path) -> Path:
