@@ -76,8 +76,8 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
                                              "fallback's price" if plan.late_after_hours else "")})
     if plan.bids and plan.dear_excess_hours is not None:
         rows.append({"step": "cap limits", "market": "every bid",
-                     "detail": f"at the fallback's price once paying above it has cost {plan.dear_excess_hours:g} of "
-                               "its hours more"})
+                     "detail": f"at the fallback's price once paying above it has cost {plan.dear_excess_hours:g} h "
+                               "of its price more"})
     if plan.reservation:
         r = plan.reservation
         rows.append({"step": "reserve", "market": r.market,

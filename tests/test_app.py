@@ -92,7 +92,7 @@ def test_plan_table_states_a_late_limit() -> None:
                                   "waiting below the fallback's price")
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, dear_excess_hours=1.0))))
     assert list(table["step"]) == ["bid 1", "raise limits", "cap limits", "fallback 1"]
-    assert table["detail"][2] == "at the fallback's price once paying above it has cost 1 of its hours more"
+    assert table["detail"][2] == "at the fallback's price once paying above it has cost 1 h of its price more"
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, keep_pace=True))))
     assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1", "keep pace"]
     assert table["market"][3] == "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"

@@ -86,8 +86,9 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     assert "is 13.5 h\n" in to_markdown(doc)
     doc["plan"]["dear_excess_hours"] = 1.0
     jsonschema.validate(doc, schema())
-    assert ("- Lower every limit to the first fallback's price once the bids, in a row of hours priced above it, have "
-            "cost 1 of its hours more than it (unless the limits were raised first)\n") in to_markdown(doc)
+    assert ("- Lower every limit to the first fallback's price once riding prices above it has cost, in a row of such "
+            "hours, 1 h of its price more than it would have (unless the limits were raised first)\n"
+            ) in to_markdown(doc)
     doc["plan"]["dear_excess_hours"] = 0.0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema())

@@ -16,9 +16,9 @@ def _plan_lines(plan: dict) -> list[str]:
                      f"{plan['late_margin_hours']:g} h{_waited(plan.get('late_after_hours'))}")
         slack = "the slack left"
     if plan["bids"] and plan.get("dear_excess_hours") is not None:
-        lines.append(f"- Lower every limit to the first fallback's price once the bids, in a row of hours priced "
-                     f"above it, have cost {plan['dear_excess_hours']:g} of its hours more than it (unless the limits "
-                     f"were raised first)")
+        lines.append(f"- Lower every limit to the first fallback's price once riding prices above it has cost, in "
+                     f"a row of such hours, {plan['dear_excess_hours']:g} h of its price more than it would have "
+                     f"(unless the limits were raised first)")
     res = plan["reservation"]
     if res:
         lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
