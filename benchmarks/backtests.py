@@ -3,13 +3,16 @@
 Builds a temporary store, runs `advisor backtest`'s library calls for each dataset and prints Markdown tables of
 cost / hindsight optimum (mean, P90) and the deadline-miss rate per strategy.
 
-    python benchmarks/backtests.py [--strategies on_demand,greedy,uniform_progress,docs_rule,advisor]
+    python benchmarks/backtests.py [--strategies on_demand,greedy,uniform_progress,docs_rule,advisor] [--jobs N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -119,26 +122,39 @@ def print_advisor_detail(rows: pd.DataFrame) -> None:
               f"{r.promised_p:.3f} | {r.realized_p:.3f} |")
 
 
+def case_rows(db: Path, index: int, strategies: list[str]) -> tuple[pd.DataFrame, int]:
+    """One case's rows and number of starts, on its own read-only connection (a worker process's unit of work)."""
+    con = store.connect(db, read_only=True)
+    try:
+        title, select, grid, every, warmup = CASES[index]
+        return run_case(con, select, grid, every, warmup, strategies)
+    finally:
+        con.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategies", default="on_demand,greedy,uniform_progress,docs_rule,best_static,advisor")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="cases run at once, one process each (the tables are the same for any number)")
     args = parser.parse_args()
     strategies = args.strategies.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "real.duckdb"
         build_store(db)
-        con = store.connect(db, read_only=True)
-        for title, select, grid, every, warmup in CASES:
-            rows, n_starts = run_case(con, select, grid, every, warmup, strategies)
-            table = summarize(rows)
-            print(f"\n**{title}** ({n_starts} starts every {every} after {warmup}; work {grid.hours} h, slack "
-                  f"{grid.slack}, nodes {grid.nodes})\n")
-            print("| strategy | runs | mean cost / hindsight | P90 | miss rate |")
-            print("|---|---:|---:|---:|---:|")
-            for r in table.itertuples():
-                print(f"| {r.strategy} | {r.runs} | {r.mean_ratio:.3f} | {r.p90_ratio:.3f} | {r.miss_rate:.1%} |")
-            if "advisor" in strategies:
-                print_advisor_detail(rows)
+        with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+            results = pool.map(case_rows, [db] * len(CASES), range(len(CASES)), [strategies] * len(CASES))
+            for (title, _, grid, every, warmup), (rows, n_starts) in zip(CASES, results, strict=True):
+                table = summarize(rows)
+                print(f"\n**{title}** ({n_starts} starts every {every} after {warmup}; work {grid.hours} h, slack "
+                      f"{grid.slack}, nodes {grid.nodes})\n")
+                print("| strategy | runs | mean cost / hindsight | P90 | miss rate |")
+                print("|---|---:|---:|---:|---:|")
+                for r in table.itertuples():
+                    print(f"| {r.strategy} | {r.runs} | {r.mean_ratio:.3f} | {r.p90_ratio:.3f} | {r.miss_rate:.1%} |")
+                if "advisor" in strategies:
+                    print_advisor_detail(rows)
+                sys.stdout.flush()
 
 
 if __name__ == "__main__":
