@@ -57,11 +57,11 @@ CASES = [
 ]
 
 
-def four_zones_csv(path: Path) -> Path:
+def four_zones_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Zones us-east-1b..d for g2.2xlarge: us-east-1a's real 2015 spot series, each started some days later and
     wrapped around its span, so the zones are real-shaped but calm and spiky at different times. A test of choosing
-    among locations of one type (the 2015 file holds one zone); no such zones existed in the data."""
-    frame = pd.read_csv(SHARED / "aws-spot-2015" / "us-east-1a.csv")
+    among locations of one type (the 2015 file holds one zone); no such zones existed in the data. `frame` is the
+    2015 file."""
     g2 = frame[(frame["instance_type"] == "g2.2xlarge") & (frame["market"] == "spot")]
     ts = pd.to_datetime(g2["ts"])
     span = ts.max() - ts.min()
@@ -74,12 +74,11 @@ def four_zones_csv(path: Path) -> Path:
     return path
 
 
-def mixed_zones_csv(path: Path) -> Path:
+def mixed_zones_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Zones us-east-1a..e of a made-up type 'g2.mixed': each zone is one of the 2015 file's five spot series, scaled
     by g2.2xlarge's on-demand price over its own. Real series of different shapes (c3 jumps between two levels, m3 is
     calm, d2 has long plateaus above on-demand), so the zones differ in level and spikiness, not only in timing: a
-    test of choosing among locations where the choice matters as much as the limit."""
-    frame = pd.read_csv(SHARED / "aws-spot-2015" / "us-east-1a.csv")
+    test of choosing among locations where the choice matters as much as the limit. `frame` is the 2015 file."""
     on_demand = frame[frame["market"] == "on_demand"].set_index("instance_type")["price_usd_per_hour"]
     spot = frame[frame["market"] == "spot"]
     parts = [spot[spot["instance_type"] == kind].assign(
@@ -91,14 +90,16 @@ def mixed_zones_csv(path: Path) -> Path:
 
 
 def build_store(path: Path) -> None:
+    aws_2015 = SHARED / "aws-spot-2015" / "us-east-1a.csv"
     con = store.connect(path)
-    store.ingest_files(con, [SHARED / "aws-spot-2015" / "us-east-1a.csv", SHARED / "gcp-h100-2025" / "dev-zones.csv"])
+    store.ingest_files(con, [aws_2015, SHARED / "gcp-h100-2025" / "dev-zones.csv"])
     spot = {k: round(0.3 * v, 4) for k, v in LIST_PRICES.items()}
     store.ingest_files(con, sorted((SHARED / "spot-availability").glob("*.csv")), opts=store.StageOptions(price=spot))
     (path.parent / "list.csv").write_text(LIST_CSV)
     store.ingest_files(con, [path.parent / "list.csv"])
-    store.ingest_files(con, [four_zones_csv(path.parent / "g2-zones.csv")])
-    store.ingest_files(con, [mixed_zones_csv(path.parent / "g2-mixed.csv")])
+    frame = pd.read_csv(aws_2015)  # the made-up zones below are built from it
+    store.ingest_files(con, [four_zones_csv(frame, path.parent / "g2-zones.csv")])
+    store.ingest_files(con, [mixed_zones_csv(frame, path.parent / "g2-mixed.csv")])
     con.close()
 
 
@@ -126,7 +127,7 @@ def case_rows(db: Path, index: int, strategies: list[str]) -> tuple[pd.DataFrame
     """One case's rows and number of starts, on its own read-only connection (a worker process's unit of work)."""
     con = store.connect(db, read_only=True)
     try:
-        title, select, grid, every, warmup = CASES[index]
+        _, select, grid, every, warmup = CASES[index]
         return run_case(con, select, grid, every, warmup, strategies)
     finally:
         con.close()
