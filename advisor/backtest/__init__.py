@@ -13,7 +13,5 @@ from advisor.backtest.strategies import (
 from advisor.backtest.universe import backtest_from_store, starts_with_data, universe_from_store
 
 __all__ = ["PLAN_STRATEGIES", "STRATEGIES", "Grid", "Universe", "advisor_by_workload", "backtest_from_store",
-           "cheapest_on_demand",
-           "hindsight_cost",
-           "run_backtest", "run_strategy", "safe_margin", "start_times", "starts_with_data", "summarize",
-           "uniform_progress", "universe_from_store"]
+           "cheapest_on_demand", "hindsight_cost", "run_backtest", "run_strategy", "safe_margin", "start_times",
+           "starts_with_data", "summarize", "uniform_progress", "universe_from_store"]
