@@ -78,6 +78,10 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
         rows.append({"step": "cap limits", "market": "every bid",
                      "detail": f"at the fallback's price once paying above it has cost {plan.dear_excess_hours:g} h "
                                "of its price more"})
+    if len(plan.bids) > 1 and plan.patience_hours:
+        rows.append({"step": "patience", "market": "every bid",
+                     "detail": f"when a zone drops the job, wait up to {plan.patience_hours:g} h for it (or an "
+                               "earlier zone) before taking a later one"})
     if plan.reservation:
         r = plan.reservation
         rows.append({"step": "reserve", "market": r.market,

@@ -74,7 +74,7 @@ def test_as_of_and_markets_restrict_the_recommendation(app: AppTest) -> None:
     assert at.metric[3].value == "0%"  # on-demand only: no saving against on-demand
 
 
-def test_plan_table_states_a_late_limit() -> None:
+def test_plan_table_states_each_rule_of_the_plan() -> None:
     from dataclasses import replace
     from types import SimpleNamespace
 
@@ -96,3 +96,9 @@ def test_plan_table_states_a_late_limit() -> None:
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, keep_pace=True))))
     assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1", "keep pace"]
     assert table["market"][3] == "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
+    ladder = replace(plan, bids=(*plan.bids, Bid("mithril:us-central5-a:h100-80gb.sxm.8x:spot", 15.94)),
+                     patience_hours=2.0)
+    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=ladder)))
+    assert list(table["step"]) == ["bid 1", "bid 2", "raise limits", "patience", "fallback 1"]
+    assert table["detail"][3] == ("when a zone drops the job, wait up to 2 h for it (or an earlier zone) before "
+                                  "taking a later one")

@@ -776,6 +776,46 @@ def test_a_zone_out_every_night_gets_a_plan_that_keeps_pace_at_a_tight_deadline_
     assert all(a.name != "recommended, without keeping pace" for a in loose.alternatives)
 
 
+def test_a_zone_that_blinks_is_waited_for_at_a_loose_deadline(tmp_path: Path) -> None:
+    # us-central5-a at 3 $/h out one hour in six; us-central5-b at 4.4 $/h always there
+    con = build_zone_store(tmp_path, {"us-central5-a": lambda i: (3.0, 0 if (i // 6) % 6 == 0 else 16),
+                                      "us-central5-b": lambda i: (4.4, 16)})
+    work = w(deadline_hours=96, checkpoint_every=1.0)
+    loose = recommend(con, work, n_train=40, n_eval=60)
+    zones = [b.market.split(":")[1] for b in loose.chosen.plan.bids]
+    assert zones == ["us-central5-a", "us-central5-b"] and loose.chosen.plan.patience_hours == 1.0
+    assert any(n.startswith("patience: a job that a zone drops waits up to 1 h") for n in loose.notes)
+    hasty = next(a for a in loose.alternatives if a.name == "recommended, moving zones at once")
+    assert hasty.plan == replace(loose.chosen.plan, patience_hours=0.0)
+    assert loose.chosen.cost["mean"] < 0.95 * hasty.cost["mean"]  # the rest of the job on 1b, at 4.4 $/h
+    from advisor.report import build_report
+
+    assert any(a.startswith("Patience is taken to keep the job's bid in the zone that dropped it")
+               for a in build_report(loose)["assumptions"])
+    tight = recommend(con, replace(work, deadline_hours=30), n_train=40, n_eval=60)
+    assert tight.chosen.plan.patience_hours == 0.0  # 6 h of slack: an hour waited is an hour of it
+
+
+def test_patience_is_taken_on_a_training_saving_only() -> None:
+    from advisor.optimize.recommend import _be_patient, _patience_note, _patient_variants
+
+    chosen = candidate(Bid(SPOT, 9.0), Bid(SPOT.replace("5-a", "3-a"), 9.0))
+    variants = _patient_variants(chosen)
+    assert [v.plan for v in variants] == [replace(chosen.plan, patience_hours=h) for h in (1.0, 2.0, 4.0, 8.0)]
+    assert not _patient_variants(variants[0]) and not _patient_variants(candidate(Bid(SPOT, 9.0)))
+    cands, q, ok = [chosen, *variants], np.full(2, 0.5), np.ones(5, dtype=bool)
+    cost, meet = np.array([[100.0] * 2, [99.0] * 2, [95.0] * 2, [90.0] * 2, [92.0] * 2]), np.ones((5, 2), dtype=bool)
+    assert _be_patient(w(), cands, cost, meet, q, 0, ok) == 3  # 2 h saves 5%, 4 h 5% more, 8 h nothing more
+    assert "waits up to 4 h" in _patience_note(cands, cost, q, 0, 3) and "10.0% lower" in _patience_note(
+        cands, cost, q, 0, 3)
+    meet[3, 0] = False  # 4 h meets the deadline less often: the next cheapest
+    assert _be_patient(w(), cands, cost, meet, q, 0, ok) == 4
+    cost[1:, :] = [[96.0], [95.0], [95.0], [94.0]]  # 1 h saves 4%; longer saves under 3% more
+    assert _be_patient(w(), cands, cost, meet, q, 0, ok) == 1
+    cost[1:] = 98.0  # no patience saves 3%
+    assert _be_patient(w(), cands, cost, meet, q, 0, ok) == 0
+
+
 def test_keeping_pace_is_taken_on_a_training_saving_only() -> None:
     from advisor.optimize.recommend import _keep_pace, _pace_note, _paced_variant
 

@@ -163,6 +163,24 @@ def test_keeping_pace_buys_on_demand_early_and_returns_to_spot() -> None:
         Plan(keep_pace="yes")
 
 
+def test_patience_waits_for_the_zone_that_blinked_before_taking_a_later_one() -> None:
+    w = Workload(hours=6, deadline_hours=20, restart_overhead=0.5, checkpoint_every=0.0)
+    plan = Plan(bids=(Bid(SPOT, 2.0), Bid(SPOT2, 2.0)), fallback=(Fallback(OD),))
+    markets = (SPOT, SPOT2, OD)
+    blinks = paths([[1.0, 1.0, 9.0, 1.0, 1.0, 9.0] + [1.0] * 14, [1.2] * 20, [4.0] * 20], markets=markets)
+    moved = replay(w, plan, blinks)  # out at t = 2: a restart on 1b, which it keeps (its hour costs 1.2)
+    assert moved.hours_by_market == {SPOT: 2.0, SPOT2: 5.0} and moved.cost == pytest.approx(8.0)
+    patient = replay(w, replace(plan, patience_hours=1.0), blinks)  # waits out each blink on 1a: two hours lost
+    assert patient.hours_by_market == {SPOT: 7.5} and patient.cost == pytest.approx(7.5)
+    assert patient.finish_hour == pytest.approx(9.5) and patient.preemptions == 2
+    out = paths([[1.0, 1.0] + [9.0] * 18, [1.2] * 20, [4.0] * 20], markets=markets)  # 1a out for good from t = 2
+    handed = replay(w, replace(plan, patience_hours=2.0), out)  # waits t = 2, 3; takes 1b at t = 4
+    assert [step[1] for step in handed.timeline[:5]] == [SPOT, SPOT, None, None, SPOT2]
+    assert handed.cost == pytest.approx(2.0 + 1.2 * 5)
+    with pytest.raises(PlanError, match="plan.patience_hours: must be >= 0"):
+        Plan(patience_hours=-1.0)
+
+
 def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:
     with pytest.raises(PlanError, match="plan.late_limit"):
         Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0)
@@ -263,10 +281,11 @@ def cases(draw):
                           5.0, 1.0, 2.0)
     guard, late = draw(st.sampled_from([0.0, 1.0, 2.5])), draw(st.sampled_from([None, 0.0, 2.0, 6.0]))
     dear, pace = draw(st.sampled_from([None, 0.3, 1.0, 2.0])), draw(st.booleans())
+    patience = draw(st.sampled_from([0.0, 0.0, 1.0, 3.0]))
     if late is None:
-        return w, Plan(bids, res, fallback, guard, dear_excess_hours=dear, keep_pace=pace), p
+        return w, Plan(bids, res, fallback, guard, dear_excess_hours=dear, keep_pace=pace, patience_hours=patience), p
     return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late,
-                   draw(st.sampled_from([None, 1.0, 3.0])), dear, pace), p
+                   draw(st.sampled_from([None, 1.0, 3.0])), dear, pace, patience), p
 
 
 @settings(max_examples=300, deadline=None)
@@ -291,13 +310,14 @@ def test_batch_agrees_with_reference(case) -> None:
 @settings(max_examples=100, deadline=None)
 @given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5]),
                                    st.sampled_from([None, (1.5, 0.0, None), (9.0, 4.0, 2.0)]),
-                                   st.sampled_from([None, 0.5, 1.0]), st.booleans()), min_size=1, max_size=4))
+                                   st.sampled_from([None, 0.5, 1.0]), st.booleans(), st.sampled_from([0.0, 2.0])),
+                min_size=1, max_size=4))
 def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None:
     w, plan, p = case
     plans = [Plan(tuple(Bid(b.market, lim * (1 + i)) for i, b in enumerate(plan.bids)), plan.reservation,
                   plan.fallback, margin, *((late[0], margin + late[1], late[2]) if late else (None, None, None)), dear,
-                  pace)
-             for lim, margin, late, dear, pace in variants]  # with and without a late limit or pace in one pass
+                  pace, patience)
+             for lim, margin, late, dear, pace, patience in variants]  # with and without each rule in one pass
     for one, many in zip([replay_batch(w, q, p) for q in plans], replay_batch_many(w, plans, p), strict=True):
         for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits"):
             np.testing.assert_allclose(getattr(many, field), getattr(one, field), atol=1e-9)

@@ -103,6 +103,16 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema())
     doc["plan"]["keep_pace"] = False
+    doc["plan"]["patience_hours"] = 2.0
+    jsonschema.validate(doc, schema())
+    assert "wait up to" not in to_markdown(doc)  # one bid: no later zone to hold back from
+    doc["plan"]["bids"].append({"market": "mithril:us-central5-a:h100-80gb.sxm.8x:spot", "limit_price": 15.94})
+    assert ("- When a zone drops the job, wait up to 2 h for it (or an earlier zone) before taking a later one\n"
+            ) in to_markdown(doc)
+    doc["plan"]["patience_hours"] = -1.0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema())
+    doc["plan"]["patience_hours"] = 0.0
     doc["plan"].update(late_limit=None, late_margin_hours=None)
     assert "- Fall back to" in to_markdown(doc) and "once the slack left (hours" in to_markdown(doc)
     doc["plan"]["late_limit"] = 0

@@ -56,9 +56,9 @@ def same_structure(plan: Plan) -> tuple:
 
 def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
                       by_market: bool = True) -> list[BatchResult]:
-    """`replay_batch` of several plans that differ only in limits, margins (guard, late) and pace, in one pass over
-    the hours (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan. Without
-    `by_market` the hours per market are left at zero (scoring needs only cost and deadline met)."""
+    """`replay_batch` of several plans that differ only in limits, margins (guard, late), pace and patience, in one
+    pass over the hours (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once per plan.
+    Without `by_market` the hours per market are left at zero (scoring needs only cost and deadline met)."""
     if len({same_structure(p) for p in plans}) != 1:
         raise ValueError("replay_batch_many needs plans with the same bid markets, fallbacks and reservation")
     plan = plans[0]
@@ -137,6 +137,12 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     # first fallback
     paced = bool(fallbacks) and any(p.keep_pace for p in plans)
     pace, pace_row = workload.hours / deadline, np.repeat([p.keep_pace for p in plans], n_paths)
+    # patient plans: a bid ranked at or after `rank` (one past the last bid run) waits until no bid has run for
+    # `patience` hours
+    patient = n_bid > 1 and any(p.patience_hours > 0 for p in plans)
+    if patient:
+        patience = np.repeat([p.patience_hours for p in plans], n_paths)
+        rank, idle = np.full(n, n_bid), np.zeros(n)
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -178,6 +184,8 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             low |= (dear >= dear_budget) & ~late
             holds = np.where(low, usable_low_flat[t].take(held_at), holds)
             bid_first = np.where(low, bid_pick_low[t], bid_first)
+        if patient:
+            bid_first = np.where((bid_first < rank) | (idle >= patience), bid_first, -1)
         if res is not None:
             holds |= cur >= n_mkt
         if res is not None and res.start_hour <= t < res.end_hour:
@@ -192,6 +200,9 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             if paced:
                 choice = np.where((choice < 0) & pace_row & (t * pace > lagged), fallback_pick[t], choice)
         choice = np.where(active, choice, -1)
+        if patient:
+            ran = (choice >= 0) & (choice < n_bid)
+            rank, idle = np.where(ran, choice + 1, rank), np.where(ran, 0.0, idle + 1)
         if phased:
             waited = np.where((choice < 0) & ~guard & below[t].take(scenario_of), waited + 1, 0.0)
         if capped:

@@ -18,7 +18,8 @@ reservation is always used first; otherwise stay on the current bid while it is 
 bid; otherwise wait. With `keep_pace`, outside the guard, an hour that would wait while the work done is more than
 PACE_LAG_HOURS behind the line `t x hours / deadline` runs the first usable fallback instead, and a job on a fallback
 stays there until it is within that lag of the line at `t + 2 x restart_overhead` (Uniform Progress's catch-up with its
-hysteresis), then returns to the bids. Moving markets costs `restart_overhead`; a preemption (the current spot market is
+hysteresis), then returns to the bids. With `patience`, a bid ranked after the last one run is taken only once no bid
+has run for that many hours in a row. Moving markets costs `restart_overhead`; a preemption (the current spot market is
 no longer eligible at its limit, or lost capacity) also loses the work since the last checkpoint, while a voluntary move
 checkpoints first. Pauses are whole hours here, so every pause meets the 1-hour minimum.
 """
@@ -195,6 +196,7 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     after, waited = plan.late_after_hours or math.inf, 0
     dear_budget, dear, lowered, first = plan.dear_excess_hours or math.inf, 0.0, False, bids
     pace, ro = workload.hours / deadline, workload.restart_overhead  # the uniform-progress line's slope
+    rank, idle = len(bids), 0  # the bids up to the last one run (all, before any), and hours since a bid ran
     for t in range(deadline):
         if job.done:
             break
@@ -216,10 +218,11 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         elif job.current in bids and job.usable(job.current, t):
             choice = job.current
         else:
-            choice = _first_eligible(job, bids, t)
+            choice = _first_eligible(job, bids if idle >= plan.patience_hours else bids[:rank], t)
             if choice is None and plan.keep_pace and t * pace > lagged:
                 choice = _first_eligible(job, fallbacks, t)
         job.step(t, choice)
+        rank, idle = (bids.index(choice) + 1, 0) if choice in bids else (rank, idle + 1)
         out = choice is None and not guard and _below_fallback(paths, scenario, bids, fallbacks, t)
         waited = waited + 1 if out else 0
         excess = _excess_over_fallback(paths, scenario, choice, fallbacks, t) if choice in bids else 0.0

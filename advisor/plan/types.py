@@ -162,7 +162,9 @@ class Plan:
     already raised, and no raise after it): rent until the rent paid equals the price of leaving. With `keep_pace`, an
     hour the job would wait while over an hour behind the uniform-progress line (elapsed x work / deadline) runs the
     first fallback instead, until it is back within the hour (Uniform Progress's catch-up, Wu et al., NSDI '24): slack
-    bought back early lets later hours return to spot."""
+    bought back early lets later hours return to spot. With `patience_hours`, a job that has run on a bid takes a bid
+    ranked after it only once no bid has run for that many hours in a row: a zone that blinks is waited for, not left
+    for a later zone and the restarts of moving (0: move at once)."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
@@ -173,6 +175,7 @@ class Plan:
     late_after_hours: float | None = None
     dear_excess_hours: float | None = None
     keep_pace: bool = False
+    patience_hours: float = 0.0
 
     def __post_init__(self) -> None:
         _check(_num(self.guard_margin_hours) and self.guard_margin_hours >= 0, "plan.guard_margin_hours",
@@ -190,6 +193,8 @@ class Plan:
         _check(self.dear_excess_hours is None or (_num(self.dear_excess_hours) and self.dear_excess_hours > 0),
                "plan.dear_excess_hours", "must be > 0", self.dear_excess_hours)
         _check(isinstance(self.keep_pace, bool), "plan.keep_pace", "must be true or false", self.keep_pace)
+        _check(_num(self.patience_hours) and self.patience_hours >= 0, "plan.patience_hours", "must be >= 0",
+               self.patience_hours)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
 

@@ -77,6 +77,11 @@ def assumptions(rec: Recommendation) -> list[str]:
         out.append("Keeping pace is taken to run the job on the first fallback, its spot bids withdrawn, in the hours "
                    "the plan catches up, and to place the bids again (after a checkpoint) once the work is back "
                    "within an hour of the line.")
+    if rec.chosen.plan.patience_hours and len(rec.chosen.plan.bids) > 1:
+        out.append(f"Patience is taken to keep the job's bid in the zone that dropped it (or an earlier one) and "
+                   f"to place the bid in a later zone only once no bid has run for "
+                   f"{rec.chosen.plan.patience_hours:g} h; a SkyPilot managed job re-provisions at once through "
+                   f"`resources.ordered` (the first entry with capacity), so the wait takes a wrapper or a hand.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes

@@ -19,6 +19,9 @@ def _plan_lines(plan: dict) -> list[str]:
         lines.append(f"- Lower every limit to the first fallback's price once riding prices above it has cost, in "
                      f"a row of such hours, {plan['dear_excess_hours']:g} h of its price more than it would have "
                      f"(unless the limits were raised first)")
+    if len(plan["bids"]) > 1 and plan.get("patience_hours"):
+        lines.append(f"- When a zone drops the job, wait up to {plan['patience_hours']:g} h for it (or an earlier "
+                     f"zone) before taking a later one")
     res = plan["reservation"]
     if res:
         lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
