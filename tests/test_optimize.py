@@ -269,7 +269,7 @@ def test_a_tie_goes_to_the_ladder_with_more_zones_to_move_to() -> None:
 
 
 def test_a_limit_moves_up_near_a_tight_deadline_and_down_with_days_to_spare() -> None:
-    from advisor.optimize.recommend import _retune_limit, _retune_note
+    from advisor.optimize.refine import _retune_limit, _retune_note
 
     cands = [candidate(Bid(SPOT, lim)) for lim in (5.0, 10.0, 20.0, 30.0, 40.0)]
     cands.append(candidate(Bid(SPOT, 30.0), guard=4.0))
@@ -298,7 +298,7 @@ def test_a_limit_moves_up_near_a_tight_deadline_and_down_with_days_to_spare() ->
 
 
 def test_a_ladder_takes_the_lowest_limits_training_ties_at_any_slack_and_never_raises_them() -> None:
-    from advisor.optimize.recommend import _retune_limit, _retune_note
+    from advisor.optimize.refine import _retune_limit, _retune_note
 
     other = "mithril:us-central5-b:h100-80gb.sxm.8x:spot"
 
@@ -501,7 +501,7 @@ def test_outage_copies_take_each_market_out_with_its_chance_and_keep_the_weights
 
 
 def test_a_bid_gets_the_zones_behind_it_that_training_prices_within_the_insurance_tolerance() -> None:
-    from advisor.optimize.recommend import _broaden
+    from advisor.optimize.refine import _broaden
 
     b, c = (SPOT.replace("us-central5-a", z) for z in ("us-central5-b", "us-central5-c"))
 
@@ -529,7 +529,7 @@ def test_a_bid_gets_the_zones_behind_it_that_training_prices_within_the_insuranc
 
 
 def test_zones_priced_like_the_chosen_one_are_added_behind_it_at_a_wider_tolerance() -> None:
-    from advisor.optimize.recommend import _broaden, _priced_alike
+    from advisor.optimize.refine import _broaden, _priced_alike
     from advisor.plan import MarketPaths
 
     b, c, d = (SPOT.replace("us-central5-a", z) for z in ("us-central5-b", "us-central5-c", "us-central5-d"))
@@ -550,7 +550,7 @@ def test_zones_priced_like_the_chosen_one_are_added_behind_it_at_a_wider_toleran
 
 
 def test_a_guard_margin_goes_down_to_the_smallest_training_ties_and_never_up() -> None:
-    from advisor.optimize.recommend import _guard_note, _lower_guard
+    from advisor.optimize.refine import _guard_note, _lower_guard
 
     # spot scarce in every training scenario: the job runs on on-demand whatever the margin, and margins tie; the
     # smallest keeps more of the window for spot that comes back. Not: another limit, over 0.1% more, over the
@@ -570,7 +570,7 @@ def test_a_guard_margin_goes_down_to_the_smallest_training_ties_and_never_up() -
 
 
 def test_a_late_limit_is_taken_as_insurance_on_a_training_tie_only() -> None:
-    from advisor.optimize.recommend import _late_note, _late_variant, _raise_late
+    from advisor.optimize.refine import _late_note, _late_variant, _raise_late
 
     chosen = candidate(Bid(SPOT, 9.0), guard=2.0)
     (late,) = _late_variant(w(), chosen, cap=30.0)  # 24 h due in 72 h: 46 h of slack beyond the guard margin
@@ -603,7 +603,7 @@ def test_a_late_limit_is_taken_as_insurance_on_a_training_tie_only() -> None:
 
 
 def test_moves_after_the_mip_score_the_plans_they_need_that_the_rounds_left_out() -> None:
-    from advisor.optimize.recommend import _at_other_guards, _at_other_limits, _extends, _unscored
+    from advisor.optimize.refine import _at_other_guards, _at_other_limits, _extends, _unscored
 
     b = SPOT.replace("us-central5-a", "us-central5-b")
     chosen = candidate(Bid(SPOT, 9.0), guard=8.0)
@@ -620,7 +620,7 @@ def test_moves_after_the_mip_score_the_plans_they_need_that_the_rounds_left_out(
 
 
 def test_a_single_bid_gets_ladders_headed_by_it_from_the_other_zones_of_the_pools_ladders() -> None:
-    from advisor.optimize.recommend import _headed_by
+    from advisor.optimize.refine import _headed_by
 
     # the pool's ladders start with the zone cheapest per hour obtained (b); a bid chosen on a (never out in a short
     # history) gets b and c behind it at their ladder's limits and its own guard, as `_broaden` may then take
@@ -728,13 +728,13 @@ def test_markets_asked_for_must_exist_and_include_a_fallback(tmp_path: Path) -> 
 
 
 def test_limits_above_on_demand_fall_to_it_once_riding_has_cost_what_leaving_costs() -> None:
-    from advisor.optimize.recommend import _capped, switch_cost_hours
+    from advisor.optimize.refine import capped, switch_cost_hours
 
     work = w(checkpoint_every=2.0, restart_overhead=0.25)
     assert switch_cost_hours(work) == pytest.approx(1.5)  # two restarts and half a checkpoint interval
     above, at = candidate(Bid(SPOT, 9.0), Bid(SPOT.replace("5-a", "3-a"), 30.0)), candidate(Bid(SPOT, 20.0))
-    assert _capped(above, 20.0, work).plan.dear_excess_hours == pytest.approx(1.5)
-    assert _capped(at, 20.0, work) == at and _capped(candidate(), 20.0, work).plan.dear_excess_hours is None
+    assert capped(above, 20.0, work).plan.dear_excess_hours == pytest.approx(1.5)
+    assert capped(at, 20.0, work) == at and capped(candidate(), 20.0, work).plan.dear_excess_hours is None
 
 
 def test_a_backtest_can_name_the_advisor_with_fixed_limits(tmp_path: Path) -> None:
@@ -797,7 +797,7 @@ def test_a_zone_that_blinks_is_waited_for_at_a_loose_deadline(tmp_path: Path) ->
 
 
 def test_patience_is_taken_on_a_training_saving_only() -> None:
-    from advisor.optimize.recommend import _be_patient, _patience_note, _patient_variants
+    from advisor.optimize.refine import _be_patient, _patience_note, _patient_variants
 
     chosen = candidate(Bid(SPOT, 9.0), Bid(SPOT.replace("5-a", "3-a"), 9.0))
     variants = _patient_variants(chosen)
@@ -817,7 +817,7 @@ def test_patience_is_taken_on_a_training_saving_only() -> None:
 
 
 def test_keeping_pace_is_taken_on_a_training_saving_only() -> None:
-    from advisor.optimize.recommend import _keep_pace, _pace_note, _paced_variant
+    from advisor.optimize.refine import _keep_pace, _pace_note, _paced_variant
 
     chosen = candidate(Bid(SPOT, 9.0))
     (paced,) = _paced_variant(chosen)
