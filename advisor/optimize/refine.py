@@ -92,7 +92,8 @@ PACE_GAIN = 0.03
 # 1.559; 12 h due in 24 h / 48 h on four nodes 1.056 / 1.051 -> 1.043 / 1.031 of the best static plan, 48 h due in
 # 192 h on eight 1.053 -> 1.044); spot-availability 2022 1.364 -> 1.411 -> 1.364; AWS 2015 g2, c3, the four- and
 # five-zone cases, m3, r3, d2 and 2023 the same at 3%. The cheapest patience 3% lower, not the shortest: gcp-h100
-# 1.301, P90 1.732.
+# 1.301, P90 1.732. Where it was not tuned: gcp-h100 with the starts 6 h later 1.354 -> 1.347 (no workload worse);
+# 2022 p2.8xlarge 1.535 -> 1.537, p2.xlarge and p3.16xlarge the same.
 PATIENCE_HOURS = (1.0, 2.0, 4.0, 8.0)
 PATIENCE_GAIN = 0.03
 
