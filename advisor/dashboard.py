@@ -80,8 +80,12 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
                                "of its price more"})
     if len(plan.bids) > 1 and plan.patience_hours:
         rows.append({"step": "patience", "market": "every bid",
-                     "detail": f"when a zone drops the job, wait up to {plan.patience_hours:g} h for it (or an "
-                               "earlier zone) before taking a later one"})
+                     "detail": f"when a market drops the job, wait up to {plan.patience_hours:g} h for it (or an "
+                               "earlier one) before taking a later one"})
+    if len(plan.bids) > 1 and plan.return_below is not None:
+        rows.append({"step": "move back", "market": "every bid",
+                     "detail": f"up the list once an earlier market's price is below {plan.return_below:.0%} of the "
+                               "price paid"})
     if plan.reservation:
         r = plan.reservation
         rows.append({"step": "reserve", "market": r.market,

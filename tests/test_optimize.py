@@ -784,16 +784,35 @@ def test_a_zone_that_blinks_is_waited_for_at_a_loose_deadline(tmp_path: Path) ->
     loose = recommend(con, work, n_train=40, n_eval=60)
     zones = [b.market.split(":")[1] for b in loose.chosen.plan.bids]
     assert zones == ["us-central5-a", "us-central5-b"] and loose.chosen.plan.patience_hours == 1.0
-    assert any(n.startswith("patience: a job that a zone drops waits up to 1 h") for n in loose.notes)
+    assert any(n.startswith("patience: a job that a market drops waits up to 1 h") for n in loose.notes)
     hasty = next(a for a in loose.alternatives if a.name == "recommended, moving zones at once")
     assert hasty.plan == replace(loose.chosen.plan, patience_hours=0.0)
     assert loose.chosen.cost["mean"] < 0.95 * hasty.cost["mean"]  # the rest of the job on 1b, at 4.4 $/h
     from advisor.report import build_report
 
-    assert any(a.startswith("Patience is taken to keep the job's bid in the zone that dropped it")
+    assert any(a.startswith("Patience is taken to keep the job's bid in the market that dropped it")
                for a in build_report(loose)["assumptions"])
     tight = recommend(con, replace(work, deadline_hours=30), n_train=40, n_eval=60)
     assert tight.chosen.plan.patience_hours == 0.0  # 6 h of slack: an hour waited is an hour of it
+
+
+def test_a_ladder_moves_back_to_the_cheaper_zone_once_it_returns(tmp_path: Path) -> None:
+    # us-central5-a at 3 $/h, out from 00:00 to 04:00 UTC; us-central5-b at 6 $/h always; the job starts at midnight
+    con = build_zone_store(tmp_path, {"us-central5-a": lambda i: (3.0, 0 if (i // 6) % 24 < 4 else 16),
+                                      "us-central5-b": lambda i: (6.0, 16)})
+    rec = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
+    b = SPOT.replace("5-a", "5-b")
+    assert [x.market for x in rec.chosen.plan.bids] == [SPOT, b] and rec.chosen.plan.return_below == 0.8
+    staying = next(a for a in rec.alternatives if a.name == "recommended, staying in a zone while it holds")
+    assert staying.plan == replace(rec.chosen.plan, return_below=None)
+    assert rec.chosen.cost["mean"] < 0.9 * staying.cost["mean"]  # on the same fresh scenarios
+    night = np.where(np.arange(30) % 24 < 4, 0.0, 16.0)  # and on the night that comes
+    real = MarketPaths((SPOT, b, OD), np.array([[[3.0] * 30, [6.0] * 30, [20.0] * 30]]),
+                       np.array([[[3.0] * 30, [6.0] * 30, [20.0] * 30]]),
+                       np.array([[night, [np.nan] * 30, [np.nan] * 30]]))
+    assert replay(w(deadline_hours=30), staying.plan, real).cost == pytest.approx(6.0 * 24.25)  # 1b all job
+    moved = replay(w(deadline_hours=30), rec.chosen.plan, real)  # 1b to 04:00, 1a to the next midnight, 1b to finish
+    assert moved.hours_by_market == {b: 5.5, SPOT: 20.0} and moved.cost == pytest.approx(6.0 * 5.5 + 3.0 * 20)
 
 
 def test_patience_is_taken_on_a_training_saving_only() -> None:

@@ -181,6 +181,20 @@ def test_patience_waits_for_the_zone_that_blinked_before_taking_a_later_one() ->
         Plan(patience_hours=-1.0)
 
 
+def test_moving_back_takes_the_earlier_zone_once_it_returns_cheaper() -> None:
+    w = Workload(hours=6, deadline_hours=20, restart_overhead=0.5, checkpoint_every=0.0)
+    plan = Plan(bids=(Bid(SPOT, 5.0), Bid(SPOT2, 5.0)), fallback=(Fallback(OD),))
+    market = paths([[1.0, 9.0, 9.0, 1.0] + [1.0] * 16, [4.0] * 20, [8.0] * 20], markets=(SPOT, SPOT2, OD))
+    stayed = replay(w, plan, market)  # 1a out at t = 1: on 1b for the rest, at 4 $/h
+    assert stayed.hours_by_market == {SPOT: 1.0, SPOT2: 6.0} and stayed.cost == pytest.approx(25.0)
+    back = replay(w, replace(plan, return_below=0.8), market)  # 1a at 1 < 0.8 x 4 at t = 3: a restart, and back
+    assert [step[1] for step in back.timeline] == [SPOT, SPOT2, SPOT2] + [SPOT] * 5  # 5.5 h on 1a, 2 h on 1b
+    assert back.cost == pytest.approx(5.5 + 8.0) and back.preemptions == 1  # the move back is voluntary
+    assert replay(w, replace(plan, return_below=0.2), market).cost == pytest.approx(25.0)  # 1 is not below 0.8
+    with pytest.raises(PlanError, match=r"plan.return_below: must be in \(0, 1\]"):
+        Plan(return_below=1.5)
+
+
 def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:
     with pytest.raises(PlanError, match="plan.late_limit"):
         Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0)
@@ -281,11 +295,12 @@ def cases(draw):
                           5.0, 1.0, 2.0)
     guard, late = draw(st.sampled_from([0.0, 1.0, 2.5])), draw(st.sampled_from([None, 0.0, 2.0, 6.0]))
     dear, pace = draw(st.sampled_from([None, 0.3, 1.0, 2.0])), draw(st.booleans())
-    patience = draw(st.sampled_from([0.0, 0.0, 1.0, 3.0]))
+    patience, back = draw(st.sampled_from([0.0, 0.0, 1.0, 3.0])), draw(st.sampled_from([None, None, 0.5, 0.9, 1.0]))
     if late is None:
-        return w, Plan(bids, res, fallback, guard, dear_excess_hours=dear, keep_pace=pace, patience_hours=patience), p
+        return w, Plan(bids, res, fallback, guard, dear_excess_hours=dear, keep_pace=pace, patience_hours=patience,
+                       return_below=back), p
     return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late,
-                   draw(st.sampled_from([None, 1.0, 3.0])), dear, pace, patience), p
+                   draw(st.sampled_from([None, 1.0, 3.0])), dear, pace, patience, back), p
 
 
 @settings(max_examples=300, deadline=None)
@@ -310,14 +325,14 @@ def test_batch_agrees_with_reference(case) -> None:
 @settings(max_examples=100, deadline=None)
 @given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5]),
                                    st.sampled_from([None, (1.5, 0.0, None), (9.0, 4.0, 2.0)]),
-                                   st.sampled_from([None, 0.5, 1.0]), st.booleans(), st.sampled_from([0.0, 2.0])),
-                min_size=1, max_size=4))
+                                   st.sampled_from([None, 0.5, 1.0]), st.booleans(), st.sampled_from([0.0, 2.0]),
+                                   st.sampled_from([None, 0.8])), min_size=1, max_size=4))
 def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None:
     w, plan, p = case
     plans = [Plan(tuple(Bid(b.market, lim * (1 + i)) for i, b in enumerate(plan.bids)), plan.reservation,
                   plan.fallback, margin, *((late[0], margin + late[1], late[2]) if late else (None, None, None)), dear,
-                  pace, patience)
-             for lim, margin, late, dear, pace, patience in variants]  # with and without each rule in one pass
+                  pace, patience, back)
+             for lim, margin, late, dear, pace, patience, back in variants]  # with and without each rule in one pass
     for one, many in zip([replay_batch(w, q, p) for q in plans], replay_batch_many(w, plans, p), strict=True):
         for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits"):
             np.testing.assert_allclose(getattr(many, field), getattr(one, field), atol=1e-9)

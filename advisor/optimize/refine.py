@@ -210,8 +210,8 @@ def _be_patient(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.
 def _patience_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int, patient: int) -> str:
     """What `_be_patient` did and the training cost it saved."""
     saved = 1 - float(cost[patient] @ q) / float(cost[chosen] @ q)
-    return (f"patience: a job that a zone drops waits up to {cands[patient].plan.patience_hours:g} h for it (or an "
-            f"earlier zone) before it takes a later one, saving the restarts of hopping; {saved:.1%} lower expected "
+    return (f"patience: a job that a market drops waits up to {cands[patient].plan.patience_hours:g} h for it (or an "
+            f"earlier one) before it takes a later one, saving the restarts of hopping; {saved:.1%} lower expected "
             f"cost in training")
 
 

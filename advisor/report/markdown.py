@@ -20,8 +20,11 @@ def _plan_lines(plan: dict) -> list[str]:
                      f"a row of such hours, {plan['dear_excess_hours']:g} h of its price more than it would have "
                      f"(unless the limits were raised first)")
     if len(plan["bids"]) > 1 and plan.get("patience_hours"):
-        lines.append(f"- When a zone drops the job, wait up to {plan['patience_hours']:g} h for it (or an earlier "
-                     f"zone) before taking a later one")
+        lines.append(f"- When a market drops the job, wait up to {plan['patience_hours']:g} h for it (or an earlier "
+                     f"one) before taking a later one")
+    if len(plan["bids"]) > 1 and plan.get("return_below") is not None:
+        lines.append(f"- Move back up the list once an earlier market's price is below "
+                     f"{plan['return_below']:.0%} of the price paid (a checkpoint, then a restart there)")
     res = plan["reservation"]
     if res:
         lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
