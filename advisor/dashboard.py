@@ -82,9 +82,9 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
         rows.append({"step": "patience", "market": "every bid",
                      "detail": f"when a market drops the job, wait up to {plan.patience_hours:g} h for it (or an "
                                "earlier one) before taking a later one"})
-    if len(plan.bids) > 1 and plan.return_below is not None:
-        rows.append({"step": "move back", "market": "every bid",
-                     "detail": f"up the list once an earlier market's price is below {plan.return_below:.0%} of the "
+    if len(plan.bids) > 1 and plan.switch_below is not None:
+        rows.append({"step": "switch", "market": "every bid",
+                     "detail": f"to the first other bid in the list priced below {plan.switch_below:.0%} of the "
                                "price paid"})
     if plan.reservation:
         r = plan.reservation

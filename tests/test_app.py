@@ -97,9 +97,9 @@ def test_plan_table_states_each_rule_of_the_plan() -> None:
     assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1", "keep pace"]
     assert table["market"][3] == "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
     ladder = replace(plan, bids=(*plan.bids, Bid("mithril:us-central5-a:h100-80gb.sxm.8x:spot", 15.94)),
-                     patience_hours=2.0, return_below=0.8)
+                     patience_hours=2.0, switch_below=0.8)
     table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=ladder)))
-    assert list(table["step"]) == ["bid 1", "bid 2", "raise limits", "patience", "move back", "fallback 1"]
+    assert list(table["step"]) == ["bid 1", "bid 2", "raise limits", "patience", "switch", "fallback 1"]
     assert table["detail"][3] == ("when a market drops the job, wait up to 2 h for it (or an earlier one) before "
                                   "taking a later one")
-    assert table["detail"][4] == "up the list once an earlier market's price is below 80% of the price paid"
+    assert table["detail"][4] == "to the first other bid in the list priced below 80% of the price paid"

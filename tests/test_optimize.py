@@ -796,15 +796,15 @@ def test_a_zone_that_blinks_is_waited_for_at_a_loose_deadline(tmp_path: Path) ->
     assert tight.chosen.plan.patience_hours == 0.0  # 6 h of slack: an hour waited is an hour of it
 
 
-def test_a_ladder_moves_back_to_the_cheaper_zone_once_it_returns(tmp_path: Path) -> None:
+def test_a_ladder_switches_back_to_the_cheaper_zone_once_it_returns(tmp_path: Path) -> None:
     # us-central5-a at 3 $/h, out from 00:00 to 04:00 UTC; us-central5-b at 6 $/h always; the job starts at midnight
     con = build_zone_store(tmp_path, {"us-central5-a": lambda i: (3.0, 0 if (i // 6) % 24 < 4 else 16),
                                       "us-central5-b": lambda i: (6.0, 16)})
     rec = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
     b = SPOT.replace("5-a", "5-b")
-    assert [x.market for x in rec.chosen.plan.bids] == [SPOT, b] and rec.chosen.plan.return_below == 0.8
+    assert [x.market for x in rec.chosen.plan.bids] == [SPOT, b] and rec.chosen.plan.switch_below == 0.8
     staying = next(a for a in rec.alternatives if a.name == "recommended, staying in a zone while it holds")
-    assert staying.plan == replace(rec.chosen.plan, return_below=None)
+    assert staying.plan == replace(rec.chosen.plan, switch_below=None)
     assert rec.chosen.cost["mean"] < 0.9 * staying.cost["mean"]  # on the same fresh scenarios
     night = np.where(np.arange(30) % 24 < 4, 0.0, 16.0)  # and on the night that comes
     real = MarketPaths((SPOT, b, OD), np.array([[[3.0] * 30, [6.0] * 30, [20.0] * 30]]),

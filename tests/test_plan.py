@@ -181,18 +181,23 @@ def test_patience_waits_for_the_zone_that_blinked_before_taking_a_later_one() ->
         Plan(patience_hours=-1.0)
 
 
-def test_moving_back_takes_the_earlier_zone_once_it_returns_cheaper() -> None:
+def test_switching_takes_the_zone_that_turned_cheaper_back_or_forward() -> None:
     w = Workload(hours=6, deadline_hours=20, restart_overhead=0.5, checkpoint_every=0.0)
     plan = Plan(bids=(Bid(SPOT, 5.0), Bid(SPOT2, 5.0)), fallback=(Fallback(OD),))
     market = paths([[1.0, 9.0, 9.0, 1.0] + [1.0] * 16, [4.0] * 20, [8.0] * 20], markets=(SPOT, SPOT2, OD))
     stayed = replay(w, plan, market)  # 1a out at t = 1: on 1b for the rest, at 4 $/h
     assert stayed.hours_by_market == {SPOT: 1.0, SPOT2: 6.0} and stayed.cost == pytest.approx(25.0)
-    back = replay(w, replace(plan, return_below=0.8), market)  # 1a at 1 < 0.8 x 4 at t = 3: a restart, and back
+    back = replay(w, replace(plan, switch_below=0.8), market)  # 1a at 1 < 0.8 x 4 at t = 3: a restart, and back
     assert [step[1] for step in back.timeline] == [SPOT, SPOT2, SPOT2] + [SPOT] * 5  # 5.5 h on 1a, 2 h on 1b
     assert back.cost == pytest.approx(5.5 + 8.0) and back.preemptions == 1  # the move back is voluntary
-    assert replay(w, replace(plan, return_below=0.2), market).cost == pytest.approx(25.0)  # 1 is not below 0.8
-    with pytest.raises(PlanError, match=r"plan.return_below: must be in \(0, 1\]"):
-        Plan(return_below=1.5)
+    assert replay(w, replace(plan, switch_below=0.2), market).cost == pytest.approx(25.0)  # 1 is not below 0.8
+    # forward: 1a climbs to 4.5 $/h (under its limit) at t = 2 while 1b stays at 3: the job moves down the list
+    climb = paths([[1.0, 1.0] + [4.5] * 18, [3.0] * 20, [8.0] * 20], markets=(SPOT, SPOT2, OD))
+    assert replay(w, plan, climb).cost == pytest.approx(1.0 + 1.0 + 4.5 * 4.5)  # stays on 1a
+    ahead = replay(w, replace(plan, switch_below=0.8), climb)  # 3 < 0.8 x 4.5: to 1b at t = 2
+    assert ahead.hours_by_market == {SPOT: 2.0, SPOT2: 5.0} and ahead.cost == pytest.approx(2.0 + 3.0 * 5)
+    with pytest.raises(PlanError, match=r"plan.switch_below: must be in \(0, 1\]"):
+        Plan(switch_below=1.5)
 
 
 def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:
@@ -298,7 +303,7 @@ def cases(draw):
     patience, back = draw(st.sampled_from([0.0, 0.0, 1.0, 3.0])), draw(st.sampled_from([None, None, 0.5, 0.9, 1.0]))
     if late is None:
         return w, Plan(bids, res, fallback, guard, dear_excess_hours=dear, keep_pace=pace, patience_hours=patience,
-                       return_below=back), p
+                       switch_below=back), p
     return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late,
                    draw(st.sampled_from([None, 1.0, 3.0])), dear, pace, patience, back), p
 
@@ -320,6 +325,26 @@ def test_batch_agrees_with_reference(case) -> None:
             assert math.isnan(batch.finish_hour[s])
         assert {k: v for k, v in zip(batch.labels, batch.hours[s], strict=True) if v} == pytest.approx(
             ref.hours_by_market)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.permutations(range(3)), st.sampled_from([0.5, 0.8, 1.0]),
+       st.sampled_from([None, (2.0, 2.0, None)]), st.sampled_from([None, 1.0]))
+def test_switching_among_three_zones_agrees_with_the_reference(seed, order, below, late, dear) -> None:
+    # three bids, so "the first other bid priced below" has a choice to get wrong
+    rng, spots = np.random.default_rng(seed), (SPOT, SPOT2, "aws:us-east-1c:g2.2xlarge:spot")
+    mean = rng.uniform(0.2, 2.0, (3, 4, 24))
+    avail = rng.choice([np.nan, 0, 2], (3, 4, 24))
+    avail[:, 3, :] = np.nan
+    p = MarketPaths((*spots, OD), mean, mean * rng.choice([1.0, 2.0], (3, 4, 24)), avail)
+    w = Workload(hours=10.0, deadline_hours=24, restart_overhead=0.25, checkpoint_every=1.0)
+    plan = Plan(tuple(Bid(spots[k], 1.8) for k in order), fallback=(Fallback(OD),), guard_margin_hours=1.0,
+                late_limit=late and late[0], late_margin_hours=late and late[1], dear_excess_hours=dear,
+                switch_below=below)
+    batch = replay_batch(w, plan, p)
+    for s in range(3):
+        ref = replay(w, plan, p, s)
+        assert batch.cost[s] == pytest.approx(ref.cost, abs=1e-9) and batch.preemptions[s] == ref.preemptions
 
 
 @settings(max_examples=100, deadline=None)

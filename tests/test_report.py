@@ -110,15 +110,15 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     doc["plan"]["bids"].append({"market": "mithril:us-central5-a:h100-80gb.sxm.8x:spot", "limit_price": 15.94})
     assert ("- When a market drops the job, wait up to 2 h for it (or an earlier one) before taking a later one\n"
             ) in to_markdown(doc)
-    doc["plan"]["return_below"] = 0.8
+    doc["plan"]["switch_below"] = 0.8
     jsonschema.validate(doc, schema())
-    assert ("- Move back up the list once an earlier market's price is below 80% of the price paid (a checkpoint, "
-            "then a restart there)\n") in to_markdown(doc)
+    assert ("- Switch to the first other bid in the list priced below 80% of the price paid (a checkpoint, then a "
+            "restart there)\n") in to_markdown(doc)
     for bad in (0.0, 1.2):
-        doc["plan"]["return_below"] = bad
+        doc["plan"]["switch_below"] = bad
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(doc, schema())
-    doc["plan"]["return_below"] = None
+    doc["plan"]["switch_below"] = None
     doc["plan"]["patience_hours"] = -1.0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema())

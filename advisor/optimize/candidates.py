@@ -4,7 +4,7 @@
   of the best on-demand price, 0.3x to 3x (second price: a higher limit never raises what an hour costs, only how
   often the bid holds, and so how often the work pays restarts and spike hours).
 - Ladders are ordered bid lists over the markets that look cheapest per hour of work obtained (restarts counted);
-  a job a ladder moved down it moves back up once an earlier zone is RETURN_BELOW of the price it pays.
+  a job on one switches to the first other zone priced below SWITCH_BELOW of the price it pays.
 - Reservations are the store's offers for a matching instance type, in both flexibility tiers, sized to the gang
   and held for the expected work, its P90 (when the work is uncertain), or the whole window.
 """
@@ -23,16 +23,18 @@ from advisor.plan import Bid, Fallback, MarketPaths, Plan, Reservation, Workload
 NONE = "none"
 LIMIT_QUANTILES = (0.5, 0.75, 0.9, 0.97)
 ON_DEMAND_MULTIPLES = (0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 3.0)
-# A ladder's job returns to an earlier zone once that one's hourly price is below this share of the current one's: a
-# preemption moves it down the ladder, and without a way back it stays in the dearer zone for the rest of the job
-# (GCP H100, 24 h due in 30 h on eight nodes from 8 October 2025 19:00: every us zone out at the start, 24 h in
-# asia-south2-b at 8.74 $/h while the us zones, at 1.86-2.38, came back within hours). Measured on `python
-# benchmarks/backtests.py` (mean cost / hindsight, staying -> 0.6 / 0.7 / 0.8 / 0.9 / 1.0): gcp-h100 1.299 -> 1.266 /
-# 1.266 / 1.265 / 1.267 / 1.262 (P90 1.559 -> 1.462-1.468); the four-zone g2 case 1.073 -> 1.071 / 1.067 / 1.063 /
-# 1.063 / 1.066; at 0.8 the five-zone case 1.136 -> 1.123 (P90 1.273 -> 1.243); the 2022 and 2023 traces, whose zones
-# post one price, unchanged. Flat from 0.7 to 1.0; 0.8 leaves a move for a price gap worth a restart. Not used in
-# choosing it: gcp-h100 with the starts 6 h later 1.347 -> 1.269 (P90 1.873 -> 1.540).
-RETURN_BELOW = 0.8
+# A ladder's job switches to the first other zone in the list whose hourly price is below this share of the current
+# one's: a preemption moves it down the ladder, and without a way back it stays in the dearer zone for the rest of the
+# job (GCP H100, 24 h due in 30 h on eight nodes from 8 October 2025 19:00: every us zone out at the start, 24 h in
+# asia-south2-b at 8.74 $/h while the us zones, at 1.86-2.38, came back within hours); and a zone held can turn
+# dearer, under its limit, than one further down. Measured on `python benchmarks/backtests.py` (mean cost /
+# hindsight), first as moving back up only (staying -> 0.6 / 0.7 / 0.8 / 0.9 / 1.0): gcp-h100 1.299 -> 1.266 / 1.266 /
+# 1.265 / 1.267 / 1.262 (P90 1.559 -> 1.462-1.468); the four-zone g2 case 1.073 -> 1.071 / 1.067 / 1.063 / 1.063 /
+# 1.066; the five-zone case 1.136 -> 1.123 at 0.8. Switching either way at 0.8: gcp-h100 1.261 (P90 1.432), four-zone
+# 1.058, five-zone 1.084 (P90 1.243 -> 1.176; the best static plan 1.133). The 2022 and 2023 traces, whose zones post
+# one price, unchanged. Not used in choosing it: gcp-h100 with the starts 6 h later 1.347 -> 1.269 (back up only) ->
+# 1.268 (P90 1.873 -> 1.540).
+SWITCH_BELOW = 0.8
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,8 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
                      float(workload.horizon), NONE)]
     for name, bids in bid_ladders.items():
         for g in guard_grid(workload):
-            back = RETURN_BELOW if len(bids) > 1 else None
-            out.append(Candidate(Plan(bids=bids, fallback=fallback, guard_margin_hours=g, return_below=back), name, g,
+            switch = SWITCH_BELOW if len(bids) > 1 else None
+            out.append(Candidate(Plan(bids=bids, fallback=fallback, guard_margin_hours=g, switch_below=switch), name, g,
                                  NONE))
     for name, res in reservations.items():
         g = safe_margin(workload)

@@ -63,7 +63,7 @@ OUTAGE_FULL_HISTORY_HOURS = 7 * 24
 FIXED_LIMITS = "recommended, without the late limit"  # the alternative that shows what the late limit buys
 UNPACED = "recommended, without keeping pace"  # ...and what keeping pace buys
 HASTY = "recommended, moving zones at once"  # ...and what patience buys
-STAYING = "recommended, staying in a zone while it holds"  # ...and what moving back buys
+STAYING = "recommended, staying in a zone while it holds"  # ...and what switching buys
 
 
 @dataclass
@@ -389,8 +389,8 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
         alternatives[UNPACED] = replace(cands[solution.index].plan, keep_pace=False)
     if cands[solution.index].plan.patience_hours:
         alternatives[HASTY] = replace(cands[solution.index].plan, patience_hours=0.0)
-    if cands[solution.index].plan.return_below is not None:
-        alternatives[STAYING] = replace(cands[solution.index].plan, return_below=None)
+    if cands[solution.index].plan.switch_below is not None:
+        alternatives[STAYING] = replace(cands[solution.index].plan, switch_below=None)
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
     chosen = Outcome("recommended", cands[solution.index].plan,

@@ -94,7 +94,7 @@ PACE_GAIN = 0.03
 # five-zone cases, m3, r3, d2 and 2023 the same at 3%. The cheapest patience 3% lower, not the shortest: gcp-h100
 # 1.301, P90 1.732. Where it was not tuned: gcp-h100 with the starts 6 h later 1.354 -> 1.347 (no workload worse);
 # 2022 p2.8xlarge 1.535 -> 1.537, p2.xlarge and p3.16xlarge the same. (All before ladders moved back up,
-# `candidates.RETURN_BELOW`; with it, gcp-h100 1.270 -> 1.265.)
+# `candidates.SWITCH_BELOW` at 0.8 for earlier zones only; with it, gcp-h100 1.270 -> 1.265.)
 PATIENCE_HOURS = (1.0, 2.0, 4.0, 8.0)
 PATIENCE_GAIN = 0.03
 

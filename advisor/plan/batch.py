@@ -44,6 +44,16 @@ def _first_usable(usable: np.ndarray, offset: int = 0) -> np.ndarray:
     return first
 
 
+def _cheaper_bid(cur: np.ndarray, bar: np.ndarray, usable: np.ndarray, n_bid: int, slot_base: np.ndarray,
+                 price: np.ndarray, price_base: np.ndarray) -> np.ndarray:
+    """Per row, the first bid other than `cur` that is usable and priced below `bar` (-1: none)."""
+    out = np.full(cur.shape, -1)
+    for k in range(n_bid - 1, -1, -1):
+        hit = usable.take(slot_base + k) & (cur != k) & (price.take(price_base + k) < bar)
+        out = np.where(hit, k, out)
+    return out
+
+
 def replay_batch(workload: Workload, plan: Plan, paths: MarketPaths) -> BatchResult:
     """Replay `plan` on every scenario of `paths` (vectorized; agrees with `replay` on each path)."""
     return replay_batch_many(workload, [plan], paths)[0]
@@ -56,9 +66,10 @@ def same_structure(plan: Plan) -> tuple:
 
 def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
                       by_market: bool = True) -> list[BatchResult]:
-    """`replay_batch` of several plans that differ only in limits, margins (guard, late), pace, patience and moving
-    back, in one pass over the hours (plans x scenarios rows): the hour loop's fixed cost is paid once instead of once
-    per plan. Without `by_market` the hours per market are left at zero (scoring needs only cost and deadline met)."""
+    """`replay_batch` of several plans that differ only in limits, margins (guard, late), pace, patience and
+    switching, in one pass over the hours (plans x scenarios rows): the hour loop's fixed cost is paid once instead of
+    once per plan. Without `by_market` the hours per market are left at zero (scoring needs only cost and deadline
+    met)."""
     if len({same_structure(p) for p in plans}) != 1:
         raise ValueError("replay_batch_many needs plans with the same bid markets, fallbacks and reservation")
     plan = plans[0]
@@ -143,11 +154,11 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     if patient:
         patience = np.repeat([p.patience_hours for p in plans], n_paths)
         rank, idle = np.full(n, n_bid), np.zeros(n)
-    # plans that move back: a row on a bid that holds takes the first usable bid instead when it ranks before the
-    # current one and its price is below `return_below` x the current one's
-    back = n_bid > 1 and any(p.return_below is not None for p in plans)
-    if back:
-        below_row = np.repeat([-np.inf if p.return_below is None else p.return_below for p in plans], n_paths)
+    # plans that switch: a row on a bid that holds takes the first other usable bid priced below `switch_below` x the
+    # current one's
+    switching = n_bid > 1 and any(p.switch_below is not None for p in plans)
+    if switching:
+        below_row = np.repeat([-np.inf if p.switch_below is None else p.switch_below for p in plans], n_paths)
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -201,10 +212,16 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             if paced:
                 lagged = workload.hours - rem + PACE_LAG_HOURS + EPS  # the work done, plus the lag allowed
                 fallen = guard | (pace_row & (cur >= n_bid) & (cur < n_mkt) & ((t + 2 * ro) * pace > lagged))
-            if back:
-                cur_price = price_flat[t].take(price_base + column_of.take(cur + 1))
-                head_price = price_flat[t].take(price_base + column_of.take(bid_first + 1))
-                stay &= ~((bid_first >= 0) & (bid_first < cur) & (head_price < below_row * cur_price))
+            if switching:
+                now = usable_flat[t]  # each row's usable slots under its limits this hour (raised, capped)
+                if phased:
+                    now = np.where(np.repeat(late, n_mkt), usable_late_flat[t], now)
+                if capped:
+                    now = np.where(np.repeat(low, n_mkt), usable_low_flat[t], now)
+                bar = below_row * price_flat[t].take(price_base + column_of.take(cur + 1))
+                cheaper = np.where(stay, _cheaper_bid(cur, bar, now, n_bid, slot_base, price_flat[t], price_base), -1)
+                bid_first = np.where(cheaper >= 0, cheaper, bid_first)
+                stay &= cheaper < 0
             choice = np.where(fallen, fallback_pick[t], np.where(stay, cur, bid_first))
             if paced:
                 choice = np.where((choice < 0) & pace_row & (t * pace > lagged), fallback_pick[t], choice)

@@ -19,8 +19,8 @@ bid; otherwise wait. With `keep_pace`, outside the guard, an hour that would wai
 PACE_LAG_HOURS behind the line `t x hours / deadline` runs the first usable fallback instead, and a job on a fallback
 stays there until it is within that lag of the line at `t + 2 x restart_overhead` (Uniform Progress's catch-up with its
 hysteresis), then returns to the bids. With `patience`, a bid ranked after the last one run is taken only once no bid
-has run for that many hours in a row. With `return_below`, a job on a bid that holds moves to the first eligible bid
-ranked before it when that one's hourly price is below `return_below` x the current one's. Moving markets costs
+has run for that many hours in a row. With `switch_below`, a job on a bid that holds moves to the first eligible bid
+whose hourly price is below `switch_below` x the current one's. Moving markets costs
 `restart_overhead`; a preemption (the current spot market is no longer eligible at its limit, or lost capacity) also
 loses the work since the last checkpoint, while a voluntary move checkpoints first. Pauses are whole hours here, so
 every pause meets the 1-hour minimum.
@@ -218,7 +218,7 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
         elif guard or (plan.keep_pace and job.current in fallbacks and (t + 2 * ro) * pace > lagged):
             choice = _first_eligible(job, fallbacks, t)
         elif job.current in bids and job.usable(job.current, t):
-            choice = _returned(job, bids, plan.return_below, t)
+            choice = _switched(job, bids, plan.switch_below, t)
         else:
             choice = _first_eligible(job, bids if idle >= plan.patience_hours else bids[:rank], t)
             if choice is None and plan.keep_pace and t * pace > lagged:
@@ -232,14 +232,15 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
     return job.result(res)
 
 
-def _returned(job: Ledger, bids: list[Slot], below: float | None, t: int) -> Slot:
-    """The bid a job on an eligible bid runs hour t: the first eligible bid when it ranks before the current one and
-    its price is below `below` x the current one's, else the current one."""
-    head, price = _first_eligible(job, bids, t), job.paths.mean[job.s, :, t]
-    if below is not None and bids.index(head) < bids.index(job.current) and \
-            float(price[head.market]) < below * float(price[job.current.market]):
-        return head
-    return job.current
+def _switched(job: Ledger, bids: list[Slot], below: float | None, t: int) -> Slot:
+    """The bid a job on an eligible bid runs hour t: the first other eligible bid priced below `below` x the current
+    one's, else the current one."""
+    if below is None:
+        return job.current
+    price = job.paths.mean[job.s, :, t]
+    bar = below * float(price[job.current.market])
+    return next((b for b in bids if b is not job.current and job.usable(b, t) and float(price[b.market]) < bar),
+                job.current)
 
 
 def _first_eligible(job: Ledger, slots: list[Slot], t: int) -> Slot | None:

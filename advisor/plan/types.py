@@ -164,9 +164,10 @@ class Plan:
     first fallback instead, until it is back within the hour (Uniform Progress's catch-up, Wu et al., NSDI '24): slack
     bought back early lets later hours return to spot. With `patience_hours`, a job that has run on a bid takes a bid
     ranked after it only once no bid has run for that many hours in a row: a zone that blinks is waited for, not left
-    for a later zone and the restarts of moving (0: move at once). With `return_below`, a job on a bid moves to the
-    first eligible bid ranked before it once that one's hourly price is below `return_below` x the current one's (a
-    voluntary move: a checkpoint, then a restart): a zone left when it failed is taken back when it returns cheaper."""
+    for a later zone and the restarts of moving (0: move at once). With `switch_below`, a job on a bid moves to the
+    first eligible bid, in the plan's order, whose hourly price is below `switch_below` x the current one's (a voluntary
+    move: a checkpoint, then a restart): a zone left when it failed is taken back when it returns, and a zone that
+    turned cheaper than the one held is taken."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
@@ -178,7 +179,7 @@ class Plan:
     dear_excess_hours: float | None = None
     keep_pace: bool = False
     patience_hours: float = 0.0
-    return_below: float | None = None
+    switch_below: float | None = None
 
     def __post_init__(self) -> None:
         _check(_num(self.guard_margin_hours) and self.guard_margin_hours >= 0, "plan.guard_margin_hours",
@@ -198,8 +199,8 @@ class Plan:
         _check(isinstance(self.keep_pace, bool), "plan.keep_pace", "must be true or false", self.keep_pace)
         _check(_num(self.patience_hours) and self.patience_hours >= 0, "plan.patience_hours", "must be >= 0",
                self.patience_hours)
-        _check(self.return_below is None or (_num(self.return_below) and 0 < self.return_below <= 1),
-               "plan.return_below", "must be in (0, 1]", self.return_below)
+        _check(self.switch_below is None or (_num(self.switch_below) and 0 < self.switch_below <= 1),
+               "plan.switch_below", "must be in (0, 1]", self.switch_below)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
 

@@ -82,9 +82,9 @@ def assumptions(rec: Recommendation) -> list[str]:
                    f"to place the bid in a later market only once no bid has run for "
                    f"{rec.chosen.plan.patience_hours:g} h; a SkyPilot managed job re-provisions at once through "
                    f"`resources.ordered` (the first entry with capacity), so the wait takes a wrapper or a hand.")
-    if rec.chosen.plan.return_below is not None and len(rec.chosen.plan.bids) > 1:
-        out.append(f"Moving back is taken to checkpoint the job, release its instance and bid again in an earlier "
-                   f"market once its price is below {rec.chosen.plan.return_below:.0%} of the price paid; "
+    if rec.chosen.plan.switch_below is not None and len(rec.chosen.plan.bids) > 1:
+        out.append(f"Switching is taken to checkpoint the job, release its instance and bid in the other market once "
+                   f"that market's price is below {rec.chosen.plan.switch_below:.0%} of the price paid; "
                    f"SkyPilot does not move a running job, so that takes a wrapper or a hand.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")

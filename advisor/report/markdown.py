@@ -22,9 +22,9 @@ def _plan_lines(plan: dict) -> list[str]:
     if len(plan["bids"]) > 1 and plan.get("patience_hours"):
         lines.append(f"- When a market drops the job, wait up to {plan['patience_hours']:g} h for it (or an earlier "
                      f"one) before taking a later one")
-    if len(plan["bids"]) > 1 and plan.get("return_below") is not None:
-        lines.append(f"- Move back up the list once an earlier market's price is below "
-                     f"{plan['return_below']:.0%} of the price paid (a checkpoint, then a restart there)")
+    if len(plan["bids"]) > 1 and plan.get("switch_below") is not None:
+        lines.append(f"- Switch to the first other bid in the list priced below {plan['switch_below']:.0%} of the "
+                     f"price paid (a checkpoint, then a restart there)")
     res = plan["reservation"]
     if res:
         lines.append(f"- Reserve **{res['instances']} x `{res['market']}`**, {res['tier']} flexibility, "
