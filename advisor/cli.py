@@ -477,6 +477,9 @@ def _print_summary(report: dict) -> None:
     console.print(f"Expected cost {format_usd(cost['mean'])}  P50 {format_usd(cost['p50'])}  "
                   f"P90 {format_usd(cost['p90'])}  P(meet deadline) {report['probability_meet_deadline']:.1%}",
                   highlight=False)
+    if report.get("restarts"):
+        console.print(f"Restarts per job (the start, preemptions, moves): median {report['restarts']['p50']:g}, "
+                      f"P90 {report['restarts']['p90']:g}", highlight=False)
     saving = report["savings_vs_on_demand"]
     console.print(f"Savings against on-demand only: {format_usd(saving['usd'])} ({saving['fraction']:.0%})",
                   highlight=False)

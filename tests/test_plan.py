@@ -190,6 +190,7 @@ def test_switching_takes_the_zone_that_turned_cheaper_back_or_forward() -> None:
     back = replay(w, replace(plan, switch_below=0.8), market)  # 1a at 1 < 0.8 x 4 at t = 3: a restart, and back
     assert [step[1] for step in back.timeline] == [SPOT, SPOT2, SPOT2] + [SPOT] * 5  # 5.5 h on 1a, 2 h on 1b
     assert back.cost == pytest.approx(5.5 + 8.0) and back.preemptions == 1  # the move back is voluntary
+    assert (stayed.restarts, back.restarts) == (2, 3)  # the start, the preemption, and the move back
     assert replay(w, replace(plan, switch_below=0.2), market).cost == pytest.approx(25.0)  # 1 is not below 0.8
     # forward: 1a climbs to 4.5 $/h (under its limit) at t = 2 while 1b stays at 3: the job moves down the list
     climb = paths([[1.0, 1.0] + [4.5] * 18, [3.0] * 20, [8.0] * 20], markets=(SPOT, SPOT2, OD))
@@ -317,7 +318,7 @@ def test_batch_agrees_with_reference(case) -> None:
         ref = replay(w, plan, p, s)
         assert batch.cost[s] == pytest.approx(ref.cost, abs=1e-9)
         assert bool(batch.finished[s]) == ref.finished
-        assert batch.preemptions[s] == ref.preemptions
+        assert batch.preemptions[s] == ref.preemptions and batch.restarts[s] == ref.restarts
         assert batch.remaining_hours[s] == pytest.approx(ref.remaining_hours, abs=1e-9)
         if ref.finished:
             assert batch.finish_hour[s] == pytest.approx(ref.finish_hour)
@@ -345,6 +346,7 @@ def test_switching_among_three_zones_agrees_with_the_reference(seed, order, belo
     for s in range(3):
         ref = replay(w, plan, p, s)
         assert batch.cost[s] == pytest.approx(ref.cost, abs=1e-9) and batch.preemptions[s] == ref.preemptions
+        assert batch.restarts[s] == ref.restarts
 
 
 @settings(max_examples=100, deadline=None)
@@ -359,7 +361,7 @@ def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None
                   pace, patience, back)
              for lim, margin, late, dear, pace, patience, back in variants]  # with and without each rule in one pass
     for one, many in zip([replay_batch(w, q, p) for q in plans], replay_batch_many(w, plans, p), strict=True):
-        for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits"):
+        for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits", "restarts"):
             np.testing.assert_allclose(getattr(many, field), getattr(one, field), atol=1e-9)
 
 

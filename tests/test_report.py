@@ -42,6 +42,7 @@ def test_report_validates_and_is_replayable(report) -> None:
     assert workload.nodes == 2 and plan.fallback
     for cmd in doc["bid_commands"]:
         assert cmd.startswith("ml instance create -i ") and cmd.endswith(" -N 2")
+    assert 1 <= doc["restarts"]["p50"] <= doc["restarts"]["p90"]  # at least the start, on the fresh scenarios
 
 
 def test_schema_rejects_a_broken_report(report) -> None:
@@ -62,6 +63,7 @@ def test_markdown_section_states_the_numbers(report) -> None:
     assert format_usd(doc["cost"]["mean"]) in text and "P(meet deadline)" in text
     assert format_usd(3.484) == "$3.48" and format_usd(1234.4) == "$1,234"  # cents only where they matter
     assert "| on-demand only |" in text and "**Assumptions**" in text
+    assert f"Restarts per job (the start, preemptions, moves): median {doc['restarts']['p50']:g}" in text
 
 
 def test_a_late_limit_is_stated_and_validates(report) -> None:

@@ -83,6 +83,12 @@ class Outcome:
     def probability(self) -> float:
         return self.result.probability_meet_deadline
 
+    @property
+    def restarts(self) -> dict[str, float]:
+        """Hours begun with the restart overhead per job (the first start, preemptions, moves): median and P90."""
+        r = self.result.restarts
+        return {"p50": float(np.quantile(r, 0.5)), "p90": float(np.quantile(r, 0.9))}
+
 
 @dataclass
 class Recommendation:

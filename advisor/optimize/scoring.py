@@ -71,13 +71,14 @@ def _merge(parts: list[tuple[np.ndarray, BatchResult]], n: int) -> BatchResult:
     out = {k: np.zeros(n) for k in ("cost", "finish_hour", "market_cost", "reservation_cost", "credits",
                                     "remaining_hours")}
     finished, pre, hours = np.zeros(n, dtype=bool), np.zeros(n, dtype=int), np.zeros((n, len(labels)))
+    starts = np.zeros(n, dtype=int)
     for sel, r in parts:
         for k in out:
             out[k][sel] = getattr(r, k)
-        finished[sel], pre[sel] = r.finished, r.preemptions
+        finished[sel], pre[sel], starts[sel] = r.finished, r.preemptions, r.restarts
         for j, label in enumerate(r.labels):
             hours[sel, labels.index(label)] = r.hours[:, j]
-    return BatchResult(finished=finished, preemptions=pre, hours=hours, labels=labels, **out)
+    return BatchResult(finished=finished, preemptions=pre, hours=hours, labels=labels, restarts=starts, **out)
 
 
 def score_more(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, extra: list[Candidate],

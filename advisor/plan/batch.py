@@ -29,6 +29,7 @@ class BatchResult:
     market_cost: np.ndarray
     reservation_cost: np.ndarray
     credits: np.ndarray
+    restarts: np.ndarray  # hours that began with the restart overhead: the first start, preemptions, moves
 
     @property
     def probability_meet_deadline(self) -> float:
@@ -168,6 +169,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     guard = np.zeros(n, dtype=bool)
     cost = np.zeros(n)
     pre = np.zeros(n, dtype=int)
+    starts = np.zeros(n, dtype=int)
     res_steps = np.zeros(n, dtype=int)
     hours = np.zeros((n, len(labels)))
     finish = np.full(n, np.nan)
@@ -245,6 +247,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
 
         run = choice >= 0
         restart = run & (moved | preempted)
+        starts += restart
         gain = np.where(restart, 1.0 - ro, run)  # 0 where it does not run
         fin = run & (gain >= rem - EPS)
         used = np.where(fin, np.where(restart, ro, 0.0) + rem, 1.0)
@@ -276,5 +279,5 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
         out.append(BatchResult(cost=total[part], finished=finished[part], finish_hour=finish[part],
                                preemptions=pre[part], hours=hours[part], labels=labels,
                                remaining_hours=remaining[part], market_cost=cost[part],
-                               reservation_cost=res_cost[part], credits=credits[part]))
+                               reservation_cost=res_cost[part], credits=credits[part], restarts=starts[part]))
     return out

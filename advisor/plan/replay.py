@@ -66,6 +66,7 @@ class ReplayResult:
     finish_hour: float | None
     preemptions: int
     hours_by_market: dict[str, float] = field(default_factory=dict)
+    restarts: int = 0  # hours that began with the restart overhead: the first start, preemptions, moves
     remaining_hours: float = 0.0  # work left at the deadline (0 when finished)
     timeline: list[tuple[int, str | None, bool]] = field(default_factory=list)  # (hour, where it ran, preempted)
     market_cost: float = 0.0
@@ -74,7 +75,7 @@ class ReplayResult:
 
     def to_dict(self) -> dict:
         return {"cost": self.cost, "finished": self.finished, "finish_hour": self.finish_hour,
-                "hours_by_market": self.hours_by_market, "preemptions": self.preemptions,
+                "hours_by_market": self.hours_by_market, "preemptions": self.preemptions, "restarts": self.restarts,
                 "remaining_hours": self.remaining_hours,
                 "market_cost": self.market_cost, "reservation_cost": self.reservation_cost, "credits": self.credits}
 
@@ -107,7 +108,7 @@ class Ledger:
         self.since_ckpt = 0.0
         self.current: Slot | None = None
         self.market_cost = 0.0
-        self.preemptions = 0
+        self.preemptions = self.restarts = 0
         self.hours_by: dict[str, float] = {}
         self.reserved_steps = 0
         self.finish_hour: float | None = None
@@ -142,6 +143,7 @@ class Ledger:
         if choice is None:
             return
         restart = preempted or current is None or current.label != choice.label
+        self.restarts += restart
         gain = 1.0 - self.w.restart_overhead if restart else 1.0
         finishing = gain >= self.remaining - EPS
         used = (self.w.restart_overhead if restart else 0.0) + self.remaining if finishing else 1.0
@@ -159,7 +161,7 @@ class Ledger:
     def result(self, reservation: Reservation | None) -> ReplayResult:
         res_cost, credits = reservation_charges(reservation, self.w, self.reserved_steps, self.finish_hour)
         return ReplayResult(cost=self.market_cost + res_cost, finished=self.done, finish_hour=self.finish_hour,
-                            preemptions=self.preemptions, hours_by_market=dict(self.hours_by),
+                            preemptions=self.preemptions, hours_by_market=dict(self.hours_by), restarts=self.restarts,
                             remaining_hours=max(self.remaining, 0.0), timeline=list(self.timeline),
                             market_cost=self.market_cost, reservation_cost=res_cost, credits=credits)
 

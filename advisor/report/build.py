@@ -101,6 +101,7 @@ def build_report(rec: Recommendation) -> dict:
         "plan": to_dict(chosen.plan),
         "probability_meet_deadline": chosen.probability,
         "cost": chosen.cost,
+        "restarts": chosen.restarts,
         "savings_vs_on_demand": ({"usd": od.cost["mean"] - chosen.cost["mean"],
                                   "fraction": 1 - chosen.cost["mean"] / od.cost["mean"]}
                                  if od and od.cost["mean"] > 0 else {"usd": 0.0, "fraction": 0.0}),

@@ -65,6 +65,9 @@ def to_markdown(report: dict) -> str:
         f"P90 {format_usd(cost['p90'])}); "
         f"**P(meet deadline) {report['probability_meet_deadline']:.1%}**.",
     ]
+    if report.get("restarts"):
+        out.append(f"Restarts per job (the start, preemptions, moves): median {report['restarts']['p50']:g}, "
+                   f"P90 {report['restarts']['p90']:g}, each costing the restart overhead.")
     saving = report.get("savings_vs_on_demand")
     if saving and saving["usd"] > 0:
         out.append(f"That is {format_usd(saving['usd'])} ({saving['fraction']:.0%}) less than on-demand only.")
