@@ -19,11 +19,11 @@ bid; otherwise wait. With `keep_pace`, outside the guard, an hour that would wai
 PACE_LAG_HOURS behind the line `t x hours / deadline` runs the first usable fallback instead, and a job on a fallback
 stays there until it is within that lag of the line at `t + 2 x restart_overhead` (Uniform Progress's catch-up with its
 hysteresis), then returns to the bids. With `patience`, a bid ranked after the last one run is taken only once no bid
-has run for that many hours in a row. With `switch_below`, a job on a bid that holds moves to the first eligible bid
-whose hourly price is below `switch_below` x the current one's. Moving markets costs
-`restart_overhead`; a preemption (the current spot market is no longer eligible at its limit, or lost capacity) also
-loses the work since the last checkpoint, while a voluntary move checkpoints first. Pauses are whole hours here, so
-every pause meets the 1-hour minimum.
+has run for that many hours in a row. With `switch_below`, a job on a bid that holds moves to the first other eligible
+bid whose hourly price is below `switch_below` x the current one's. Moving markets costs `restart_overhead`; a
+preemption (the current spot market is no longer eligible at its limit, or lost capacity) also loses the work since
+the last checkpoint, while a voluntary move checkpoints first. Pauses are whole hours here, so every pause meets the
+1-hour minimum.
 """
 
 from __future__ import annotations
