@@ -33,11 +33,11 @@ ON_DEMAND_MULTIPLES = (0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 3.0)
 # 1.066; the five-zone case 1.136 -> 1.123 at 0.8. Switching either way at 0.8: gcp-h100 1.261 (P90 1.432), four-zone
 # 1.058, five-zone 1.084 (P90 1.243 -> 1.176; the best static plan 1.133). The 2022 and 2023 traces, whose zones post
 # one price, unchanged. gcp-h100 with the starts 6 h later (the 8 October case above is one of them; not used in
-# choosing 0.8): 1.347 -> 1.269 (back up only) ->
-# 1.268 (P90 1.873 -> 1.540). Tried and left out: a post-MIP move to the same plan without switching where training
-# prices that lower (a guard against zones whose prices cross back and forth): on a training tie gcp-h100 1.261 ->
-# 1.272 (P90 1.432 -> 1.505), at a 3% saving 1.266 (P90 1.468); training, which misses outages, undervalues the
-# switch back to a zone that returned. The restarts it costs are in the report (`restarts`).
+# choosing 0.8): 1.347 -> 1.269 (back up only) -> 1.268 (P90 1.873 -> 1.540). Tried and left out: a post-MIP move to
+# the same plan without switching where training prices that lower (a guard against zones whose prices cross back and
+# forth): on a training tie gcp-h100 1.261 -> 1.272 (P90 1.432 -> 1.505), at a 3% saving 1.266 (P90 1.468); training,
+# which misses outages, undervalues the switch back to a zone that returned. The restarts it costs are in the report
+# (`restarts`).
 SWITCH_BELOW = 0.8
 
 
