@@ -326,6 +326,14 @@ def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
     return out
 
 
+def _without_each_rule(plan: Plan) -> dict[str, Plan]:
+    """The plan without each optional rule it uses (late limit, pace, patience, switching), by name: replayed on the
+    evaluation scenarios beside it, they show what each rule buys."""
+    variants = {FIXED_LIMITS: plan.without_late_limit(), UNPACED: replace(plan, keep_pace=False),
+                HASTY: replace(plan, patience_hours=0.0), STAYING: replace(plan, switch_below=None)}
+    return {name: variant for name, variant in variants.items() if variant != plan}
+
+
 def _reservation_reason(w: Workload, outcomes: dict[str, Outcome]) -> str | None:
     tiers = {o.plan.reservation.tier: o for o in outcomes.values() if o.plan.reservation}
     if len(tiers) < 2:
@@ -389,14 +397,7 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     notes = fetched.notes + ([solution.note] if solution.note else []) + notes
     solution = replace(solution, index=index)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
-    if cands[solution.index].plan.late_limit is not None:  # what the raise buys on the evaluation scenarios
-        alternatives[FIXED_LIMITS] = cands[solution.index].plan.without_late_limit()
-    if cands[solution.index].plan.keep_pace:
-        alternatives[UNPACED] = replace(cands[solution.index].plan, keep_pace=False)
-    if cands[solution.index].plan.patience_hours:
-        alternatives[HASTY] = replace(cands[solution.index].plan, patience_hours=0.0)
-    if cands[solution.index].plan.switch_below is not None:
-        alternatives[STAYING] = replace(cands[solution.index].plan, switch_below=None)
+    alternatives.update(_without_each_rule(cands[solution.index].plan))
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
     chosen = Outcome("recommended", cands[solution.index].plan,
