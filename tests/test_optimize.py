@@ -835,6 +835,29 @@ def test_patience_is_taken_on_a_training_saving_only() -> None:
     assert _be_patient(w(), cands, cost, meet, q, 0, ok) == 0
 
 
+def test_patience_is_decided_again_for_a_plan_without_a_rule() -> None:
+    from advisor.optimize.refine import Training, with_patience_rechosen
+
+    # zone a at 3 $/h is out one hour in six (each scenario at its own phase); zone b at 4.4 $/h is always there
+    b, hours = SPOT.replace("5-a", "5-b"), 96
+    blinks = np.array([np.where((np.arange(hours) + k) % 6 == 0, 0.0, 16.0) for k in range(4)])
+    price = np.array([[[3.0] * hours, [4.4] * hours, [20.0] * hours]] * 4)
+    paths = MarketPaths((SPOT, b, OD), price, price,
+                        np.stack([blinks, np.full((4, hours), 16.0), np.full((4, hours), np.nan)], axis=1))
+    q = np.full(4, 0.25)
+    chosen = candidate(Bid(SPOT, 9.0), Bid(b, 9.0))
+    cost, meet = np.zeros((0, 4)), np.zeros((0, 4), dtype=bool)
+    work = w(deadline_hours=96)
+    patient = replace(chosen.plan, patience_hours=8.0)
+    b_first = replace(patient, bids=patient.bids[::-1])
+    cands, cost, meet, plans = with_patience_rechosen(work, [chosen], cost, meet, Training(paths, q, q, paths), 0,
+                                                      [patient, b_first])
+    # a blink costs an hour's wait in a, not the rest of the job in b: 1 h (longer saves nothing more); with b first
+    # nothing is ever dropped, so waiting saves nothing
+    assert [p.patience_hours for p in plans] == [1.0, 0.0]
+    assert plans[1] == replace(b_first, patience_hours=0.0) and len(cands) == 1 + 2 + 2 * 4  # and their variants scored
+
+
 def test_keeping_pace_is_taken_on_a_training_saving_only() -> None:
     from advisor.optimize.refine import _keep_pace, _pace_note, _paced_variant
 

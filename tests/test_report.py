@@ -74,6 +74,8 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
                if not a["name"].startswith("recommended"))
     fixed = next(a for a in report[0]["alternatives"] if a["name"] == "recommended, without the late limit")
     assert fixed["plan"]["bids"] == report[0]["plan"]["bids"]  # what the raise buys, on the same fresh scenarios
+    unraised = {**report[0]["plan"], "late_limit": None, "late_margin_hours": None, "late_after_hours": None}
+    assert fixed["plan"] == {**unraised, "patience_hours": fixed["plan"]["patience_hours"]}  # patience decided again
     assert any(a.startswith("Raising the limits late is taken to keep a running instance")
                for a in report[0]["assumptions"])
     doc = copy.deepcopy(report[0])

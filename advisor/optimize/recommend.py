@@ -21,7 +21,7 @@ from advisor.backtest.strategies import Universe, docs_rule_plan
 from advisor.errors import AdvisorError
 from advisor.forecast import Forecaster
 from advisor.optimize.candidates import NONE, Candidate, build_candidates, first_fallback_price
-from advisor.optimize.refine import INSURANCE_CAP, Training, capped, refine
+from advisor.optimize.refine import INSURANCE_CAP, Training, capped, refine, with_patience_rechosen
 from advisor.optimize.scoring import replay_uncertain, score_in_rounds, work_levels
 from advisor.optimize.solver import InfeasibleError, Solution, solve
 from advisor.plan import BatchResult, MarketPaths, Plan, Workload, load_history
@@ -328,7 +328,7 @@ def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
 
 def _without_each_rule(plan: Plan) -> dict[str, Plan]:
     """The plan without each optional rule it uses (late limit, pace, patience, switching), by name: replayed on the
-    evaluation scenarios beside it, they show what each rule buys."""
+    evaluation scenarios beside it (patience decided again for the others), they show what each rule buys."""
     variants = {FIXED_LIMITS: plan.without_late_limit(), UNPACED: replace(plan, keep_pace=False),
                 HASTY: replace(plan, patience_hours=0.0), STAYING: replace(plan, switch_below=None)}
     return {name: variant for name, variant in variants.items() if variant != plan}
@@ -397,7 +397,11 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
     notes = fetched.notes + ([solution.note] if solution.note else []) + notes
     solution = replace(solution, index=index)
     alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
-    alternatives.update(_without_each_rule(cands[solution.index].plan))
+    without = _without_each_rule(cands[solution.index].plan)
+    redecided = [name for name in without if name != HASTY]  # a plan without patience keeps the rest
+    *_, plans = with_patience_rechosen(workload, cands, cost, meet, training, solution.index,
+                                       [without[name] for name in redecided])
+    alternatives.update(without | dict(zip(redecided, plans, strict=True)))
     outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
                 for name, plan in alternatives.items()}
     chosen = Outcome("recommended", cands[solution.index].plan,

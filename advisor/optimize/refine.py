@@ -208,6 +208,21 @@ def _be_patient(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.
     return best
 
 
+def with_patience_rechosen(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, t: Training,
+                           index: int, plans: list[Plan]) -> tuple[list[Candidate], np.ndarray, np.ndarray, list[Plan]]:
+    """Each of `plans` (variants of candidate `index`) at the patience `_be_patient` chooses for it, its own reset
+    first: patience is the last move, and a wait spends slack that a late limit or switching protects, so the plan
+    without one of those is what the advisor would recommend only once patience is decided again without it."""
+    budget = math.inf if w.budget is None else w.budget
+    bases = [replace(cands[index], plan=replace(p, patience_hours=0.0)) for p in plans]
+    first = len(cands)
+    cands, cost, meet = score_more(w, cands, cost, meet, bases + [v for b in bases for v in _patient_variants(b)],
+                                   t.paths)
+    affordable = cost @ t.plain <= budget
+    return cands, cost, meet, [cands[_be_patient(w, cands, cost, meet, t.q, first + i, affordable)].plan
+                               for i in range(len(bases))]
+
+
 def _patience_note(cands: list[Candidate], cost: np.ndarray, q: np.ndarray, chosen: int, patient: int) -> str:
     """What `_be_patient` did and the training cost it saved."""
     saved = 1 - float(cost[patient] @ q) / float(cost[chosen] @ q)
