@@ -93,6 +93,10 @@ def plan_table(rec: Recommendation) -> pd.DataFrame:
     for i, f in enumerate(plan.fallback, 1):
         rows.append({"step": f"fallback {i}", "market": f.market,
                      "detail": f"once {plan.guard_margin_hours:g} h of slack are left"})
+    if plan.bids and plan.fallback and plan.return_below is not None:
+        rows.append({"step": "return", "market": "every bid",
+                     "detail": f"after the fallback, a bid priced below {plan.return_below:.0%} of its price while "
+                               "the slack left absorbs a preemption there"})
     if plan.keep_pace and plan.fallback:
         rows.append({"step": "keep pace", "market": plan.fallback[0].market,
                      "detail": "while no bid runs and the work done is over an hour behind elapsed x work / "

@@ -16,7 +16,7 @@ from advisor import store
 from advisor.errors import AdvisorError
 from advisor.optimize import InfeasibleError, recommend, solve
 from advisor.optimize.candidates import NONE, Candidate
-from advisor.plan import Bid, Fallback, MarketPaths, Plan, Workload, replay
+from advisor.plan import Bid, Fallback, MarketPaths, Plan, Workload, load_history, replay
 
 SPOT = "mithril:us-central5-a:h100-80gb.sxm.8x:spot"
 OD = "lambda:us-east-1:gpu_8x_h100_sxm5:on_demand"
@@ -656,7 +656,7 @@ def test_real_gcp_a_zone_never_out_in_its_short_history_is_not_staked_on_alone(t
 def test_real_2022_traces_start_the_history_at_the_first_spot_record(tmp_path: Path) -> None:
     # two zones, two days of spot records, and a list price dated 1 October: the weeks between read as both zones
     # out, every guard margin tied in training and the MIP took 8 h, 143.8 $ for 48 h due in 60 h from 28 October
-    # 2022 where both zones with 2 h cost 88.7 $
+    # 2022 where both zones with 2 h cost 88.7 $ (on-demand all job 147.6 $)
     con = store.connect(tmp_path / "aws.duckdb")
     store.ingest_files(con, [SHARED_DATA / "spot-availability" / "aws-2022-10-26-1node.csv"],
                        opts=store.StageOptions(price={"p3.2xlarge": 0.918}))
@@ -667,7 +667,9 @@ def test_real_2022_traces_start_the_history_at_the_first_spot_record(tmp_path: P
     rec = recommend(con, Workload(hours=48, deadline_hours=60, markets=markets),
                     as_of=pd.Timestamp("2022-10-28 00:00"), n_train=80, n_eval=80)  # as the backtest does
     assert rec.history_start == pd.Timestamp("2022-10-26 00:00")
-    assert rec.chosen.plan.guard_margin_hours == 2.0 and len(rec.chosen.plan.bids) == 2
+    real = load_history(con, list(markets), pd.Timestamp("2022-10-28 00:00"), 60).window(0, 60)
+    # (it now bids on 2b alone with 8 h and returns after the guard: 133.4 $; both zones that way 55.8 $)
+    assert rec.chosen.plan.bids and replay(rec.workload, rec.chosen.plan, real).cost < 140.0
 
 
 def test_a_zone_that_flickers_ranks_below_a_steady_one_held_as_often() -> None:
@@ -751,29 +753,30 @@ def test_a_backtest_can_name_the_advisor_with_fixed_limits(tmp_path: Path) -> No
     assert fixed == raised.without_late_limit()  # the same plan otherwise
 
 
-def test_a_zone_out_every_night_gets_a_plan_that_keeps_pace_at_a_tight_deadline_only(tmp_path: Path) -> None:
+def test_a_zone_out_every_night_is_taken_back_after_the_guard_at_a_tight_deadline(tmp_path: Path) -> None:
     # 4 $/h with capacity from 08:00 to 24:00 UTC, none from 00:00 to 08:00; the job starts at midnight
     con = build_zone_store(tmp_path, {"us-central5-a": lambda i: (4.0, 0 if (i // 6) % 24 < 8 else 16)})
     tight = recommend(con, w(deadline_hours=30), n_train=40, n_eval=60)
-    # waiting out the night would spend the 6 h of slack and leave the job on on-demand: keeping pace buys the
-    # night's hours on on-demand and returns to spot at 08:00
-    assert tight.chosen.plan.keep_pace and tight.chosen.probability == 1.0
-    assert any(n.startswith("keeps pace") for n in tight.notes)
+    # waiting out the night spends the 6 h of slack: the guard fires at 04:00 and the job runs on on-demand, but on
+    # it the slack no longer shrinks, so at 08:00 it takes spot back (keeping pace, which buys the night's hours
+    # early, saved no more in training)
+    assert tight.chosen.plan.return_below == 0.8 and tight.chosen.probability == 1.0
     from advisor.report import build_report
 
-    assert any(a.startswith("Keeping pace is taken to run the job on the first fallback, its spot bids withdrawn")
+    assert any(a.startswith("Returning after the guard is taken to checkpoint the job on the fallback")
                for a in build_report(tight)["assumptions"])  # how it is operated; the report validates with it
-    unpaced = next(a for a in tight.alternatives if a.name == "recommended, without keeping pace")
-    assert unpaced.plan == replace(tight.chosen.plan, keep_pace=False)  # what it buys, on the same fresh scenarios
-    assert tight.chosen.cost["mean"] < unpaced.cost["mean"]  # (the forecast's scenarios have no clock in them)
+    settled = next(a for a in tight.alternatives if a.name == "recommended, staying on the fallback once it runs")
+    assert settled.plan == replace(tight.chosen.plan, return_below=None)  # what it buys, on the same fresh scenarios
+    assert tight.chosen.cost["mean"] < 0.8 * settled.cost["mean"]
     night = np.where(np.arange(30) % 24 < 8, 0.0, 16.0)  # and on the night that comes
     real = MarketPaths((SPOT, OD), np.array([[[4.0] * 30, [20.0] * 30]]), np.array([[[4.0] * 30, [20.0] * 30]]),
                        np.array([[night, [np.nan] * 30]]))
-    assert replay(w(deadline_hours=30), replace(tight.chosen.plan, keep_pace=False), real).cost == pytest.approx(485.0)
-    assert replay(w(deadline_hours=30), tight.chosen.plan, real).cost < 0.6 * 485.0
-    loose = recommend(con, w(deadline_hours=72), n_train=40, n_eval=60)
-    assert not loose.chosen.plan.keep_pace  # two nights of slack to wait through: on-demand hours would be wasted
-    assert all(a.name != "recommended, without keeping pace" for a in loose.alternatives)
+    assert replay(w(deadline_hours=30), settled.plan, real).cost == pytest.approx(485.0)
+    back = replay(w(deadline_hours=30), tight.chosen.plan, real)
+    assert [step[1] for step in back.timeline[:9]] == [None] * 4 + [OD] * 4 + [SPOT] and back.cost < 0.6 * 485.0
+    paced = replace(tight, chosen=replace(tight.chosen, plan=replace(tight.chosen.plan, keep_pace=True)))
+    assert any(a.startswith("Keeping pace is taken to run the job on the first fallback, its spot bids withdrawn")
+               for a in build_report(paced)["assumptions"])
 
 
 def test_a_zone_that_blinks_is_waited_for_at_a_loose_deadline(tmp_path: Path) -> None:

@@ -201,6 +201,35 @@ def test_switching_takes_the_zone_that_turned_cheaper_back_or_forward() -> None:
         Plan(switch_below=1.5)
 
 
+def test_after_the_guard_a_zone_that_returns_is_taken_while_the_slack_absorbs_a_preemption() -> None:
+    w = Workload(hours=6, deadline_hours=12, restart_overhead=0.25, checkpoint_every=1.0)
+    plan = Plan(bids=(Bid(SPOT, 2.0),), fallback=(Fallback(OD),), guard_margin_hours=2.0)
+    market = paths([[9.0] * 5 + [1.0] * 7, [4.0] * 12])  # spot out to t = 4, back at 1 $/h from t = 5
+    settled = replay(w, plan, market)  # the guard fires at t = 4 (6.25 >= 8 - 2): on-demand to the end
+    assert settled.hours_by_market == {OD: 6.25} and settled.cost == pytest.approx(25.0)
+    # at t = 5 the slack left, 7 - 5.25 h = 1.75 h, covers a move there (0.25) and a preemption (1 + 0.25)
+    back = replay(w, replace(plan, return_below=0.8), market)
+    assert [step[1] for step in back.timeline] == [None] * 4 + [OD] + [SPOT] * 6
+    assert back.cost == pytest.approx(4.0 + 5.5) and back.finish_hour == pytest.approx(10.5)
+    assert replay(w, replace(plan, return_below=0.2), market).cost == pytest.approx(25.0)  # 1 is not below 0.8
+    late = replay(w, replace(plan, guard_margin_hours=1.0, return_below=0.8), market)  # fires at t = 5 instead
+    assert late.hours_by_market == {OD: 6.25}  # with 1 h of slack a preemption on spot would miss the deadline
+    # preempted at t = 7 after two hours there: 0.75 h since the checkpoint lost, and the deadline still holds
+    lost = paths([[9.0] * 5 + [1.0] * 2 + [9.0] * 5, [4.0] * 12])
+    caught = replay(w, replace(plan, return_below=0.8), lost)
+    assert [step[1] for step in caught.timeline] == [None] * 4 + [OD, SPOT, SPOT] + [OD] * 5
+    assert caught.finished and caught.finish_hour == pytest.approx(11.5) and caught.preemptions == 1
+    # ...and the work that preemption loses counts before another zone is taken: 1b, open at t = 7 only, would leave
+    # 0.75 h of slack for a move (0.25) and a preemption (1.25), and it fails at t = 8
+    two = replace(plan, bids=(Bid(SPOT, 2.0), Bid(SPOT2, 2.0)), return_below=0.8)
+    blink = paths([[9.0] * 5 + [1.0] * 2 + [9.0] * 5, [9.0] * 7 + [1.0] + [9.0] * 4, [4.0] * 12],
+                  markets=(SPOT, SPOT2, OD))
+    held = replay(w, two, blink)
+    assert [step[1] for step in held.timeline] == [None] * 4 + [OD, SPOT, SPOT] + [OD] * 5 and held.finished
+    with pytest.raises(PlanError, match=r"plan.return_below: must be in \(0, 1\]"):
+        Plan(return_below=0.0)
+
+
 def test_late_limit_and_margin_come_together_and_the_margin_is_not_below_the_guard() -> None:
     with pytest.raises(PlanError, match="plan.late_limit"):
         Plan(bids=(Bid(SPOT, 1.0),), late_limit=2.0)
@@ -302,11 +331,12 @@ def cases(draw):
     guard, late = draw(st.sampled_from([0.0, 1.0, 2.5])), draw(st.sampled_from([None, 0.0, 2.0, 6.0]))
     dear, pace = draw(st.sampled_from([None, 0.3, 1.0, 2.0])), draw(st.booleans())
     patience, back = draw(st.sampled_from([0.0, 0.0, 1.0, 3.0])), draw(st.sampled_from([None, None, 0.5, 0.9, 1.0]))
+    ret = draw(st.sampled_from([None, None, 0.6, 1.0]))
     if late is None:
         return w, Plan(bids, res, fallback, guard, dear_excess_hours=dear, keep_pace=pace, patience_hours=patience,
-                       switch_below=back), p
+                       switch_below=back, return_below=ret), p
     return w, Plan(bids, res, fallback, guard, draw(st.sampled_from([0.8, 1.5, 9.0])), guard + late,
-                   draw(st.sampled_from([None, 1.0, 3.0])), dear, pace, patience, back), p
+                   draw(st.sampled_from([None, 1.0, 3.0])), dear, pace, patience, back, ret), p
 
 
 @settings(max_examples=300, deadline=None)
@@ -330,8 +360,8 @@ def test_batch_agrees_with_reference(case) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.permutations(range(3)), st.sampled_from([0.5, 0.8, 1.0]),
-       st.sampled_from([None, (2.0, 2.0, None)]), st.sampled_from([None, 1.0]))
-def test_switching_among_three_zones_agrees_with_the_reference(seed, order, below, late, dear) -> None:
+       st.sampled_from([None, (2.0, 2.0, None)]), st.sampled_from([None, 1.0]), st.sampled_from([None, 0.9]))
+def test_switching_among_three_zones_agrees_with_the_reference(seed, order, below, late, dear, ret) -> None:
     # three bids, so "the first other bid priced below" has a choice to get wrong
     rng, spots = np.random.default_rng(seed), (SPOT, SPOT2, "aws:us-east-1c:g2.2xlarge:spot")
     mean = rng.uniform(0.2, 2.0, (3, 4, 24))
@@ -341,7 +371,7 @@ def test_switching_among_three_zones_agrees_with_the_reference(seed, order, belo
     w = Workload(hours=10.0, deadline_hours=24, restart_overhead=0.25, checkpoint_every=1.0)
     plan = Plan(tuple(Bid(spots[k], 1.8) for k in order), fallback=(Fallback(OD),), guard_margin_hours=1.0,
                 late_limit=late and late[0], late_margin_hours=late and late[1], dear_excess_hours=dear,
-                switch_below=below)
+                switch_below=below, return_below=ret)
     batch = replay_batch(w, plan, p)
     for s in range(3):
         ref = replay(w, plan, p, s)
@@ -353,13 +383,14 @@ def test_switching_among_three_zones_agrees_with_the_reference(seed, order, belo
 @given(cases(), st.lists(st.tuples(st.sampled_from([0.3, 0.8, 1.5, 9.0]), st.sampled_from([0.0, 1.0, 2.5]),
                                    st.sampled_from([None, (1.5, 0.0, None), (9.0, 4.0, 2.0)]),
                                    st.sampled_from([None, 0.5, 1.0]), st.booleans(), st.sampled_from([0.0, 2.0]),
-                                   st.sampled_from([None, 0.8])), min_size=1, max_size=4))
+                                   st.sampled_from([None, 0.8]), st.sampled_from([None, 0.7])), min_size=1,
+                         max_size=4))
 def test_many_plans_in_one_pass_agree_with_one_at_a_time(case, variants) -> None:
     w, plan, p = case
     plans = [Plan(tuple(Bid(b.market, lim * (1 + i)) for i, b in enumerate(plan.bids)), plan.reservation,
                   plan.fallback, margin, *((late[0], margin + late[1], late[2]) if late else (None, None, None)), dear,
-                  pace, patience, back)
-             for lim, margin, late, dear, pace, patience, back in variants]  # with and without each rule in one pass
+                  pace, patience, back, ret)
+             for lim, margin, late, dear, pace, patience, back, ret in variants]  # with and without each rule at once
     for one, many in zip([replay_batch(w, q, p) for q in plans], replay_batch_many(w, plans, p), strict=True):
         for field in ("cost", "finished", "finish_hour", "preemptions", "hours", "credits", "restarts"):
             np.testing.assert_allclose(getattr(many, field), getattr(one, field), atol=1e-9)
@@ -376,6 +407,24 @@ def test_raising_the_limit_never_leaves_more_work_on_one_market(case, factor: fl
     low = Plan(bids=plan.bids[:1])
     high = Plan(bids=(Bid(low.bids[0].market, low.bids[0].limit_price * factor),))
     assert np.all(replay_batch(w, high, p).remaining_hours <= replay_batch(w, low, p).remaining_hours + 1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(11, 24), st.sampled_from([0.5, 1.0, 2.0]), st.sampled_from([0.5, 1.0]))
+def test_returning_after_the_guard_never_misses_a_deadline_an_open_fallback_keeps(seed, deadline, every, below) -> None:
+    # three zones that blink often, and on-demand always there: the guard at the safe margin never misses, and nor
+    # does a return after it, however often the zones it returns to fail
+    rng, spots = np.random.default_rng(seed), (SPOT, SPOT2, "aws:us-east-1c:g2.2xlarge:spot")
+    mean = rng.uniform(0.2, 2.0, (4, 4, deadline))
+    mean[:, 3, :] = 3.0
+    avail = rng.choice([np.nan, 0.0], (4, 4, deadline))
+    avail[:, 3, :] = np.nan
+    p = MarketPaths((*spots, OD), mean, mean, avail)
+    w = Workload(hours=10.0, deadline_hours=deadline, restart_overhead=0.25, checkpoint_every=every)
+    plan = Plan(tuple(Bid(m, 2.0) for m in spots), fallback=(Fallback(OD),), guard_margin_hours=1.0 + every,
+                return_below=below)
+    assert replay_batch(w, plan, p).finished.all()
+    assert all(replay(w, plan, p, k).finished for k in range(4))
 
 
 def _half_the_window(w: Workload) -> Workload:

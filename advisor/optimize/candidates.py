@@ -39,6 +39,9 @@ ON_DEMAND_MULTIPLES = (0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 3.0)
 # which misses outages, undervalues the switch back to a zone that returned. The restarts it costs are in the report
 # (`restarts`).
 SWITCH_BELOW = 0.8
+# Once the guard has fired, a job still runs a bid priced below this share of the fallback's price while its slack
+# absorbs a preemption there.
+RETURN_BELOW = 0.8
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,8 @@ def build_candidates(workload: Workload, paths: MarketPaths, spot: list[str], on
     for name, bids in bid_ladders.items():
         for g in guard_grid(workload):
             switch = SWITCH_BELOW if len(bids) > 1 else None
-            out.append(Candidate(Plan(bids=bids, fallback=fallback, guard_margin_hours=g, switch_below=switch), name, g,
-                                 NONE))
+            out.append(Candidate(Plan(bids=bids, fallback=fallback, guard_margin_hours=g, switch_below=switch,
+                                      return_below=RETURN_BELOW), name, g, NONE))
     for name, res in reservations.items():
         g = safe_margin(workload)
         out.append(Candidate(Plan(reservation=res, fallback=fallback, guard_margin_hours=g), NONE, g, name))

@@ -64,6 +64,7 @@ FIXED_LIMITS = "recommended, without the late limit"  # the alternative that sho
 UNPACED = "recommended, without keeping pace"  # ...and what keeping pace buys
 HASTY = "recommended, moving zones at once"  # ...and what patience buys
 STAYING = "recommended, staying in a zone while it holds"  # ...and what switching buys
+SETTLED = "recommended, staying on the fallback once it runs"  # ...and what returning after the guard buys
 
 
 @dataclass
@@ -327,10 +328,12 @@ def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: n
 
 
 def _without_each_rule(plan: Plan) -> dict[str, Plan]:
-    """The plan without each optional rule it uses (late limit, pace, patience, switching), by name: replayed on the
-    evaluation scenarios beside it (patience decided again for the others), they show what each rule buys."""
+    """The plan without each optional rule it uses (late limit, pace, patience, switching, returning after the
+    guard), by name: replayed on the evaluation scenarios beside it (patience decided again for the others), they show
+    what each rule buys."""
     variants = {FIXED_LIMITS: plan.without_late_limit(), UNPACED: replace(plan, keep_pace=False),
-                HASTY: replace(plan, patience_hours=0.0), STAYING: replace(plan, switch_below=None)}
+                HASTY: replace(plan, patience_hours=0.0), STAYING: replace(plan, switch_below=None),
+                SETTLED: replace(plan, return_below=None)}
     return {name: variant for name, variant in variants.items() if variant != plan}
 
 

@@ -160,6 +160,12 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
     switching = n_bid > 1 and any(p.switch_below is not None for p in plans)
     if switching:
         below_row = np.repeat([-np.inf if p.switch_below is None else p.switch_below for p in plans], n_paths)
+    # plans that return from the guard: a row in guard mode runs a bid priced below `return_below` x the first
+    # fallback's price while its slack absorbs a preemption there
+    returning = n_bid > 0 and bool(fallbacks) and any(p.return_below is not None for p in plans)
+    if returning:
+        return_row = np.repeat([-np.inf if p.return_below is None else p.return_below for p in plans], n_paths)
+        loss = every + ro
     # prices do not depend on the plan: (hours, scenario x slot), read at scenario = row % n_paths
     price_flat = (paths.mean[:, midx, :deadline] * nodes).transpose(2, 0, 1).reshape(deadline, n_paths * n_mkt)
 
@@ -214,12 +220,20 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             if paced:
                 lagged = workload.hours - rem + PACE_LAG_HOURS + EPS  # the work done, plus the lag allowed
                 fallen = guard | (pace_row & (cur >= n_bid) & (cur < n_mkt) & ((t + 2 * ro) * pace > lagged))
-            if switching:
+            if switching or returning:
                 now = usable_flat[t]  # each row's usable slots under its limits this hour (raised, capped)
                 if phased:
                     now = np.where(np.repeat(late, n_mkt), usable_late_flat[t], now)
                 if capped:
                     now = np.where(np.repeat(low, n_mkt), usable_low_flat[t], now)
+            if returning:
+                room = (deadline - t) - rem - np.where(was & ~holds, since, 0.0)  # less the work a preemption loses
+                bar = return_row * price_flat[t].take(price_base + n_bid)
+                held_price = price_flat[t].take(price_base + column_of.take(cur + 1))
+                entered = _cheaper_bid(np.full(n, -1), bar, now, n_bid, slot_base, price_flat[t], price_base)
+                back = np.where(stay & (held_price < bar) & (room >= loss), cur,
+                                np.where(room >= loss + ro, entered, -1))
+            if switching:
                 bar = below_row * price_flat[t].take(price_base + column_of.take(cur + 1))
                 cheaper = np.where(stay, _cheaper_bid(cur, bar, now, n_bid, slot_base, price_flat[t], price_base), -1)
                 bid_first = np.where(cheaper >= 0, cheaper, bid_first)
@@ -227,6 +241,8 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             choice = np.where(fallen, fallback_pick[t], np.where(stay, cur, bid_first))
             if paced:
                 choice = np.where((choice < 0) & pace_row & (t * pace > lagged), fallback_pick[t], choice)
+            if returning:
+                choice = np.where(guard & (back >= 0), back, choice)
         choice = np.where(active, choice, -1)
         if patient:
             ran = (choice >= 0) & (choice < n_bid)

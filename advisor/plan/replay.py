@@ -20,10 +20,12 @@ PACE_LAG_HOURS behind the line `t x hours / deadline` runs the first usable fall
 stays there until it is within that lag of the line at `t + 2 x restart_overhead` (Uniform Progress's catch-up with its
 hysteresis), then returns to the bids. With `patience`, a bid ranked after the last one run is taken only once no bid
 has run for that many hours in a row. With `switch_below`, a job on a bid that holds moves to the first other eligible
-bid whose hourly price is below `switch_below` x the current one's. Moving markets costs `restart_overhead`; a
-preemption (the current spot market is no longer eligible at its limit, or lost capacity) also loses the work since
-the last checkpoint, while a voluntary move checkpoints first. Pauses are whole hours here, so every pause meets the
-1-hour minimum.
+bid whose hourly price is below `switch_below` x the current one's. With `return_below`, in fallback mode the job still
+runs a bid priced below `return_below` x the first fallback's price (the one it holds, else the first eligible) while
+the slack left covers a preemption there (`checkpoint_every + restart_overhead`, plus a restart to move). Moving markets
+costs `restart_overhead`; a preemption (the current spot market is no longer eligible at its limit, or lost capacity)
+also loses the work since the last checkpoint, while a voluntary move checkpoints first. Pauses are whole hours here, so
+every pause meets the 1-hour minimum.
 """
 
 from __future__ import annotations
@@ -219,6 +221,8 @@ def replay(workload: Workload, plan: Plan, paths: MarketPaths, scenario: int = 0
             choice = res_slot
         elif guard or (plan.keep_pace and job.current in fallbacks and (t + 2 * ro) * pace > lagged):
             choice = _first_eligible(job, fallbacks, t)
+            back = _returned(job, bids, fallbacks, plan.return_below, deadline - t, t) if guard else None
+            choice = choice if back is None else back
         elif job.current in bids and job.usable(job.current, t):
             choice = _switched(job, bids, plan.switch_below, t)
         else:
@@ -243,6 +247,21 @@ def _switched(job: Ledger, bids: list[Slot], below: float | None, t: int) -> Slo
     bar = below * float(price[job.current.market])
     return next((b for b in bids if b is not job.current and job.usable(b, t) and float(price[b.market]) < bar),
                 job.current)
+
+
+def _returned(job: Ledger, bids: list[Slot], fallbacks: list[Slot], below: float | None, hours_left: int,
+              t: int) -> Slot | None:
+    """In guard mode, the bid a job runs hour t instead of the fallback: the one it holds, else the first eligible,
+    priced below `below` x the first fallback's price, while the slack left absorbs a preemption there (None: none)."""
+    if below is None or not fallbacks:
+        return None
+    price = job.paths.mean[job.s, :, t]
+    dropped = job.current is not None and not job.usable(job.current, t)  # the work since the checkpoint is lost
+    bar, room = below * float(price[fallbacks[0].market]), hours_left - job.remaining - dropped * job.since_ckpt
+    loss = job.w.checkpoint_every + job.w.restart_overhead  # a preemption: the work since a checkpoint, a restart
+    held = [job.current] if job.current in bids else []
+    return next((b for b in held + bids if job.usable(b, t) and float(price[b.market]) < bar
+                 and room >= loss + (0.0 if b is job.current else job.w.restart_overhead)), None)
 
 
 def _first_eligible(job: Ledger, slots: list[Slot], t: int) -> Slot | None:

@@ -167,7 +167,10 @@ class Plan:
     for a later zone and the restarts of moving (0: move at once). With `switch_below`, a job on a bid moves to the
     first eligible bid, in the plan's order, whose hourly price is below `switch_below` x the current one's (a voluntary
     move: a checkpoint, then a restart): a zone left when it failed is taken back when it returns, and a zone that
-    turned cheaper than the one held is taken."""
+    turned cheaper than the one held is taken. With `return_below`, once the guard has fired the job still runs a bid
+priced below `return_below` x the first fallback's price (the one it holds, else the first eligible) while the slack
+left would absorb a preemption there (the work since a checkpoint and a restart, plus a restart to move): at the
+guard, slack no longer shrinks on the fallback, so a zone that returns is worth taking back."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
@@ -180,6 +183,7 @@ class Plan:
     keep_pace: bool = False
     patience_hours: float = 0.0
     switch_below: float | None = None
+    return_below: float | None = None
 
     def __post_init__(self) -> None:
         _check(_num(self.guard_margin_hours) and self.guard_margin_hours >= 0, "plan.guard_margin_hours",
@@ -201,6 +205,8 @@ class Plan:
                self.patience_hours)
         _check(self.switch_below is None or (_num(self.switch_below) and 0 < self.switch_below <= 1),
                "plan.switch_below", "must be in (0, 1]", self.switch_below)
+        _check(self.return_below is None or (_num(self.return_below) and 0 < self.return_below <= 1),
+               "plan.return_below", "must be in (0, 1]", self.return_below)
         seen = [b.market for b in self.bids]
         _check(len(set(seen)) == len(seen), "plan.bids", "must not repeat a market", seen)
 

@@ -86,6 +86,11 @@ def assumptions(rec: Recommendation) -> list[str]:
         out.append(f"Switching is taken to checkpoint the job, release its instance and bid in the other market once "
                    f"that market's price is below {rec.chosen.plan.switch_below:.0%} of the price paid; "
                    f"SkyPilot does not move a running job, so that takes a wrapper or a hand.")
+    if rec.chosen.plan.return_below is not None and rec.chosen.plan.bids and rec.chosen.plan.fallback:
+        out.append(f"Returning after the guard is taken to checkpoint the job on the fallback and bid again once a "
+                   f"market's price is below {rec.chosen.plan.return_below:.0%} of the fallback's, while the slack "
+                   f"left covers a restart there and a preemption (a checkpoint interval and a restart back); "
+                   f"SkyPilot does not move a job off on-demand, so that takes a wrapper or a hand.")
     if w.hours_p90:
         out.append(f"The work is uncertain: a lognormal with median {w.hours:g} h and P90 {w.hours_p90:g} h.")
     return out + rec.notes

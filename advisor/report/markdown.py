@@ -33,6 +33,10 @@ def _plan_lines(plan: dict) -> list[str]:
     if plan["fallback"]:
         order = " -> ".join(f"`{f['market']}`" for f in plan["fallback"])
         lines.append(f"- Fall back to {order} once {slack} is {plan['guard_margin_hours']:g} h")
+        if plan["bids"] and plan.get("return_below") is not None:
+            lines.append(f"- After that, still run a bid priced below {plan['return_below']:.0%} of the first "
+                         f"fallback's price (the one held, else the first in the list) while the slack left would "
+                         f"absorb a preemption there: a checkpoint interval and a restart, and a restart to move")
         if plan.get("keep_pace"):
             lines.append(f"- Keep pace: while no bid can run and the work done is over an hour behind elapsed x work "
                          f"/ deadline, run on `{plan['fallback'][0]['market']}` until back within the hour, then "
