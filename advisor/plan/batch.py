@@ -220,13 +220,14 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             if paced:
                 lagged = workload.hours - rem + PACE_LAG_HOURS + EPS  # the work done, plus the lag allowed
                 fallen = guard | (pace_row & (cur >= n_bid) & (cur < n_mkt) & ((t + 2 * ro) * pace > lagged))
-            if switching or returning:
+            back_now = returning and bool(guard.any())  # (no row returns before its guard fires)
+            if switching or back_now:
                 now = usable_flat[t]  # each row's usable slots under its limits this hour (raised, capped)
                 if phased:
                     now = np.where(np.repeat(late, n_mkt), usable_late_flat[t], now)
                 if capped:
                     now = np.where(np.repeat(low, n_mkt), usable_low_flat[t], now)
-            if returning:
+            if back_now:
                 room = (deadline - t) - rem - np.where(was & ~holds, since, 0.0)  # less the work a preemption loses
                 bar = return_row * price_flat[t].take(price_base + n_bid)
                 held_price = price_flat[t].take(price_base + column_of.take(cur + 1))
@@ -241,7 +242,7 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
             choice = np.where(fallen, fallback_pick[t], np.where(stay, cur, bid_first))
             if paced:
                 choice = np.where((choice < 0) & pace_row & (t * pace > lagged), fallback_pick[t], choice)
-            if returning:
+            if back_now:
                 choice = np.where(guard & (back >= 0), back, choice)
         choice = np.where(active, choice, -1)
         if patient:
