@@ -103,3 +103,7 @@ def test_plan_table_states_each_rule_of_the_plan() -> None:
     assert table["detail"][3] == ("when a market drops the job, wait up to 2 h for it (or an earlier one) before "
                                   "taking a later one")
     assert table["detail"][4] == "to the first other bid in the list priced below 80% of the price paid"
+    table = plan_table(SimpleNamespace(chosen=SimpleNamespace(plan=replace(plan, return_below=0.8))))
+    assert list(table["step"]) == ["bid 1", "raise limits", "fallback 1", "return"]
+    assert table["detail"][3] == ("after the fallback, a bid priced below 80% of its price while the slack left "
+                                  "absorbs a preemption there")

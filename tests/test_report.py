@@ -127,6 +127,16 @@ def test_a_late_limit_is_stated_and_validates(report) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema())
     doc["plan"]["patience_hours"] = 0.0
+    doc["plan"]["return_below"] = 0.8  # every bid candidate carries it
+    jsonschema.validate(doc, schema())
+    assert ("- After that, still run a bid priced below 80% of the first fallback's price (the one held, else the "
+            "first in the list) while the slack left would absorb a preemption there") in to_markdown(doc)
+    doc["plan"]["return_below"] = None
+    assert "After that" not in to_markdown(doc)
+    doc["plan"]["return_below"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema())
+    doc["plan"]["return_below"] = None
     doc["plan"].update(late_limit=None, late_margin_hours=None)
     assert "- Fall back to" in to_markdown(doc) and "once the slack left (hours" in to_markdown(doc)
     doc["plan"]["late_limit"] = 0

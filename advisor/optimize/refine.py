@@ -211,8 +211,9 @@ def _be_patient(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.
 def with_patience_rechosen(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, t: Training,
                            index: int, plans: list[Plan]) -> tuple[list[Candidate], np.ndarray, np.ndarray, list[Plan]]:
     """Each of `plans` (variants of candidate `index`) at the patience `_be_patient` chooses for it, its own reset
-    first: patience is the last move, and a wait spends slack that a late limit or switching protects, so the plan
-    without one of those is what the advisor would recommend only once patience is decided again without it."""
+    first: patience is the last move, and a wait spends slack that a late limit, a switch or a return after the guard
+    protects, so the plan without one of those is what the advisor would recommend only once patience is decided again
+    without it."""
     budget = math.inf if w.budget is None else w.budget
     bases = [replace(cands[index], plan=replace(p, patience_hours=0.0)) for p in plans]
     first = len(cands)

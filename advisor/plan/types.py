@@ -168,9 +168,9 @@ class Plan:
     first eligible bid, in the plan's order, whose hourly price is below `switch_below` x the current one's (a voluntary
     move: a checkpoint, then a restart): a zone left when it failed is taken back when it returns, and a zone that
     turned cheaper than the one held is taken. With `return_below`, once the guard has fired the job still runs a bid
-priced below `return_below` x the first fallback's price (the one it holds, else the first eligible) while the slack
-left would absorb a preemption there (the work since a checkpoint and a restart, plus a restart to move): at the
-guard, slack no longer shrinks on the fallback, so a zone that returns is worth taking back."""
+    priced below `return_below` x the first fallback's price (the one it holds, else the first eligible) while the
+    slack left would absorb a preemption there (the work since a checkpoint and a restart, plus a restart to move): on
+    the fallback the slack no longer shrinks, so a zone that returns is worth taking back."""
 
     bids: tuple[Bid, ...] = ()
     reservation: Reservation | None = None
