@@ -47,7 +47,8 @@ SWITCH_BELOW = 0.8
 # g2 1.195 -> 1.150, c3 1.228 -> 1.166 (24 h due in 96 h 1.054 -> 1.001 of the best static plan), 2022 1.364 -> 1.267,
 # 2023 1.291 -> 1.185, gcp-h100 1.261 -> 1.168 (P90 1.432 -> 1.305), four- and five-zone the same, m3 1.114 -> 1.109,
 # r3 1.256 -> 1.199, d2 1.113 -> 1.103; gcp-h100 with the starts 6 h later 1.268 -> 1.162, 2022 p2.xlarge / p2.8xlarge
-# / p3.16xlarge 1.299 / 1.537 / 1.444 -> 1.228 / 1.490 / 1.367. No misses.
+# / p3.16xlarge 1.299 / 1.537 / 1.444 -> 1.228 / 1.490 / 1.367. No misses. Flat in the share: at 0.6 / 1.0, c3 1.172 /
+# 1.166, gcp-h100 1.168 / 1.167, 2022 1.267 either way.
 RETURN_BELOW = 0.8
 
 
