@@ -294,7 +294,8 @@ def backtest(
     every: Annotated[str, typer.Option("--every", help="Time between starts.")] = "3d",
     warmup: Annotated[str, typer.Option("--warmup", help="History before the first start.")] = "28d",
     strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated strategies (the advisor, with "
-                                            "--as-of each start, and advisor_fixed_limits too).")] =
+                                            "--as-of each start, and advisor_fixed_limits too; best_static_returning: "
+                                            "the hindsight grid, its plans also returning after the guard).")] =
     "on_demand,greedy,uniform_progress,docs_rule,best_static,advisor",
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every")] = 1.0,
     restart_overhead: Annotated[float, typer.Option("--restart-overhead")] = 0.25,

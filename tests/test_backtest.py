@@ -92,8 +92,26 @@ def test_best_static_in_hindsight_is_no_worse_than_the_docs_rule() -> None:
                     pd.Timestamp("2015-04-01"))
     starts = list(pd.date_range("2015-04-01", periods=8, freq="48h"))
     rows = run_backtest(p, Universe(spot=(SPOT,), on_demand=(OD,)), Grid((12.0, 24.0), (1.5, 3.0)), starts,
-                        ["docs_rule", "best_static"])
+                        ["docs_rule", "best_static", "best_static_returning"])
     mean_cost = rows.groupby(["hours", "slack", "strategy"])["cost"].mean().unstack()
     assert (mean_cost["best_static"] <= mean_cost["docs_rule"] + 1e-9).all()
     assert rows.loc[rows["strategy"] == "best_static", "finished"].all()
+    assert (mean_cost["best_static_returning"] <= mean_cost["best_static"] + 1e-9).all()  # its grid holds the other
+
+
+def test_the_static_yardstick_as_equipped_as_the_advisor_returns_after_the_guard() -> None:
+    import pandas as pd
+
+    from advisor.backtest import Grid, run_backtest
+
+    # spot priced out (5x on-demand) for the first 6 h, then 0.1: 6 h due in 12 h fires the guard at t = 4
+    hours = 24
+    spot = np.where(np.arange(hours) < 6, 5.0, 0.1)
+    mean = np.stack([spot, np.full(hours, 1.0)])[None]
+    p = MarketPaths((SPOT, OD), mean, mean.copy(), np.full((1, 2, hours), np.nan), pd.Timestamp("2015-04-01"))
+    rows = run_backtest(p, Universe(spot=(SPOT,), on_demand=(OD,)), Grid((6.0,), (2.0,)), [pd.Timestamp("2015-04-01")],
+                        ["best_static", "best_static_returning"])
+    cost = rows.set_index("strategy")["cost"]
+    assert cost["best_static"] == pytest.approx(6.25)  # on-demand from t = 4 to the end
+    assert cost["best_static_returning"] == pytest.approx(2.0 + 0.1 * 4.5)  # 2 h on-demand, back on spot at t = 6
     assert (rows["ratio"] >= 1 - 1e-9).all()
