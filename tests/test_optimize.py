@@ -653,6 +653,22 @@ def test_real_gcp_a_zone_never_out_in_its_short_history_is_not_staked_on_alone(t
 
 
 @REAL
+def test_real_c3_a_guard_that_fired_is_not_a_point_of_no_return(tmp_path: Path) -> None:
+    # AWS 2015 c3.xlarge, 24 h due in 96 h from 14 April 17:00: the guard fired at hour 79 with spot at 0.49 $/h, and
+    # with no way back the last 15 h ran on on-demand at 0.21 while spot sat at 0.03-0.06 from hour 80: 3.72 $
+    con = store.connect(tmp_path / "aws.duckdb")
+    store.ingest_files(con, [SHARED_DATA / "aws-spot-2015" / "us-east-1a.csv"])
+    markets = ("aws:us-east-1a:c3.xlarge:spot", "aws:us-east-1a:c3.xlarge:on_demand")
+    start, work = pd.Timestamp("2015-04-14 17:00"), Workload(hours=24, deadline_hours=96, markets=markets)
+    rec = recommend(con, work, as_of=start, n_train=80, n_eval=80)  # as the backtest does
+    real = load_history(con, list(markets), start, 96).window(0, 96)
+    settled = replay(work, replace(rec.chosen.plan, return_below=None), real)
+    returned = replay(work, rec.chosen.plan, real)
+    assert rec.chosen.plan.return_below == 0.8 and settled.cost > 3.0 and returned.cost < 1.5
+    assert returned.finished and returned.hours_by_market[markets[1]] < 2.0  # an hour or so of on-demand, then spot
+
+
+@REAL
 def test_real_2022_traces_start_the_history_at_the_first_spot_record(tmp_path: Path) -> None:
     # two zones, two days of spot records, and a list price dated 1 October: the weeks between read as both zones
     # out, every guard margin tied in training and the MIP took 8 h, 143.8 $ for 48 h due in 60 h from 28 October
