@@ -17,14 +17,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from advisor.backtest.strategies import Universe, docs_rule_plan
+from advisor.backtest.strategies import Universe
 from advisor.errors import AdvisorError
 from advisor.forecast import Forecaster
-from advisor.optimize.candidates import NONE, Candidate, build_candidates, first_fallback_price
-from advisor.optimize.refine import INSURANCE_CAP, Training, capped, refine, with_patience_rechosen
+from advisor.optimize.alternatives import Outcome, alternative_outcomes, reservation_reason
+from advisor.optimize.candidates import build_candidates, first_fallback_price
+from advisor.optimize.refine import INSURANCE_CAP, Training, capped, refine
 from advisor.optimize.scoring import replay_uncertain, score_in_rounds, work_levels
 from advisor.optimize.solver import InfeasibleError, Solution, solve
-from advisor.plan import BatchResult, MarketPaths, Plan, Workload, load_history
+from advisor.plan import MarketPaths, Workload, load_history
 from advisor.store import (
     Silence,
     as_of_past_records,
@@ -60,35 +61,6 @@ OUTAGE_SAMPLE = 0.1  # outage copies per market, as a share of the forecast scen
 # plan (the same with 14 days; 3.5 days: 1.335); spot-availability 2022 and 2023 (2 days and 1 day of history)
 # unchanged; the AWS 2015 cases and the demo see four weeks.
 OUTAGE_FULL_HISTORY_HOURS = 7 * 24
-FIXED_LIMITS = "recommended, without the late limit"  # the alternative that shows what the late limit buys
-UNPACED = "recommended, without keeping pace"  # ...and what keeping pace buys
-HASTY = "recommended, moving zones at once"  # ...and what patience buys
-STAYING = "recommended, staying in a zone while it holds"  # ...and what switching buys
-SETTLED = "recommended, staying on the fallback once it runs"  # ...and what returning after the guard buys
-
-
-@dataclass
-class Outcome:
-    """A plan and its replay on the evaluation scenarios."""
-
-    name: str
-    plan: Plan
-    result: BatchResult
-
-    @property
-    def cost(self) -> dict[str, float]:
-        c = self.result.cost
-        return {"mean": float(c.mean()), "p50": float(np.quantile(c, 0.5)), "p90": float(np.quantile(c, 0.9))}
-
-    @property
-    def probability(self) -> float:
-        return self.result.probability_meet_deadline
-
-    @property
-    def restarts(self) -> dict[str, float]:
-        """Hours begun with the restart overhead per job (the first start, preemptions, moves): median and P90."""
-        r = self.result.restarts
-        return {"p50": float(np.quantile(r, 0.5)), "p90": float(np.quantile(r, 0.9))}
 
 
 @dataclass
@@ -310,47 +282,6 @@ def _explain_infeasible(w: Workload, cost: np.ndarray, meet: np.ndarray, q: np.n
     return f"no plan fits a budget of ${w.budget:,.0f}; the budget needed is ${feasible.min():,.0f}"
 
 
-def _alternatives(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
-                  universe: Universe, paths: MarketPaths) -> dict[str, Plan]:
-    rate = meet @ q
-    mean = np.where(rate >= w.target_probability, cost @ q, np.inf)
-    out = {"on-demand only": cands[0].plan}
-    singles = [p for p, c in enumerate(cands)  # one bid at one limit: the late limit is the advisor's own
-               if c.ladder != NONE and len(c.plan.bids) == 1 and c.plan.late_limit is None]
-    if singles:
-        out["best single bid"] = cands[min(singles, key=lambda p: (mean[p], -rate[p]))].plan
-    reserved = [p for p, c in enumerate(cands) if c.reservation != NONE]
-    if reserved:
-        out["reservation only"] = cands[min(reserved, key=lambda p: (mean[p], -rate[p]))].plan
-    if universe.spot:
-        out["docs rule (limit = on-demand price)"] = docs_rule_plan(w, universe, paths)
-    return out
-
-
-def _without_each_rule(plan: Plan) -> dict[str, Plan]:
-    """The plan without each optional rule it uses (late limit, pace, patience, switching, returning after the
-    guard), by name: replayed on the evaluation scenarios beside it (patience decided again for the others), they show
-    what each rule buys."""
-    variants = {FIXED_LIMITS: plan.without_late_limit(), UNPACED: replace(plan, keep_pace=False),
-                HASTY: replace(plan, patience_hours=0.0), STAYING: replace(plan, switch_below=None),
-                SETTLED: replace(plan, return_below=None)}
-    return {name: variant for name, variant in variants.items() if variant != plan}
-
-
-def _reservation_reason(w: Workload, outcomes: dict[str, Outcome]) -> str | None:
-    tiers = {o.plan.reservation.tier: o for o in outcomes.values() if o.plan.reservation}
-    if len(tiers) < 2:
-        return None
-    hi, lo = tiers["high"], tiers["low"]
-    better = "high" if hi.cost["mean"] < lo.cost["mean"] else "low"
-    credits = hi.result.credits.mean()
-    return (f"{better} flexibility: on the evaluation scenarios a high-flexibility reservation nets "
-            f"${hi.cost['mean']:,.0f} (credits worth ${credits:,.0f} at credit_value {w.credit_value:g}) against "
-            f"${lo.cost['mean']:,.0f} for low; " + ("pauses and early returns earn back more than the higher price"
-                                                   if better == "high" else "the work uses the reservation nearly "
-                                                   "in full, so the lower unit price wins"))
-
-
 def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Timestamp | None = None,
               instance_type: str | None = None, n_train: int = 200, n_eval: int = 500, seed: int = 0,
               lookback_hours: int = 28 * 24, solver: str = "auto", time_limit: float = 30.0,
@@ -399,21 +330,13 @@ def recommend(con: duckdb.DuckDBPyConnection, workload: Workload, as_of: pd.Time
                                               move_limits)
     notes = fetched.notes + ([solution.note] if solution.note else []) + notes
     solution = replace(solution, index=index)
-    alternatives = _alternatives(workload, cands, cost, meet, q, universe, train)
-    without = _without_each_rule(cands[solution.index].plan)
-    redecided = [name for name in without if name != HASTY]  # a plan without patience keeps the rest
-    *_, plans = with_patience_rechosen(workload, cands, cost, meet, training, solution.index,
-                                       [without[name] for name in redecided])
-    alternatives.update(without | dict(zip(redecided, plans, strict=True)))
-    outcomes = {name: Outcome(name, plan, replay_uncertain(workload, plan, fresh))
-                for name, plan in alternatives.items()}
     chosen = Outcome("recommended", cands[solution.index].plan,
                      replay_uncertain(workload, cands[solution.index].plan, fresh))
-    res_outcomes = _tier_outcomes(workload, cands, cost, meet, q, fresh)
-    return Recommendation(workload=workload, chosen=chosen, alternatives=list(outcomes.values()), as_of=as_of,
+    outcomes = alternative_outcomes(workload, cands, cost, meet, training, solution.index, universe, fresh)
+    return Recommendation(workload=workload, chosen=chosen, alternatives=outcomes, as_of=as_of,
                           history_start=history.start, universe=universe, solution=solution, n_train=n_train,
                           n_eval=n_eval, candidates=len(cands),
-                          reservation_reason=_reservation_reason(workload, res_outcomes), seed=seed,
+                          reservation_reason=reservation_reason(workload, cands, cost, meet, q, fresh), seed=seed,
                           evaluation_paths=fresh, notes=notes,
                           outage_chance=float(outage_used))
 
@@ -425,14 +348,3 @@ def _gpu_match(instance_type: str, gpu: str | None, gpus_per_node: int) -> bool:
     model, count = infer_gpu(instance_type)
     return bool(model) and (gpu is None or model.lower() == gpu.lower()) and count == gpus_per_node
 
-
-def _tier_outcomes(w: Workload, cands: list[Candidate], cost: np.ndarray, meet: np.ndarray, q: np.ndarray,
-                   fresh: MarketPaths) -> dict[str, Outcome]:
-    """The cheapest reservation candidate of each tier, replayed on the evaluation scenarios."""
-    out = {}
-    for tier in ("high", "low"):
-        idx = [p for p, c in enumerate(cands) if c.plan.reservation and c.plan.reservation.tier == tier]
-        if idx:
-            best = min(idx, key=lambda p: (float(meet[p] @ q < w.target_probability), cost[p] @ q))
-            out[tier] = Outcome(tier, cands[best].plan, replay_uncertain(w, cands[best].plan, fresh))
-    return out
