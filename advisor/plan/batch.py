@@ -227,15 +227,15 @@ def replay_batch_many(workload: Workload, plans: list[Plan], paths: MarketPaths,
                     now = np.where(np.repeat(late, n_mkt), usable_late_flat[t], now)
                 if capped:
                     now = np.where(np.repeat(low, n_mkt), usable_low_flat[t], now)
+                held_price = price_flat[t].take(price_base + column_of.take(cur + 1))
             if back_now:
                 room = (deadline - t) - rem - np.where(was & ~holds, since, 0.0)  # less the work a preemption loses
                 bar = return_row * price_flat[t].take(price_base + n_bid)
-                held_price = price_flat[t].take(price_base + column_of.take(cur + 1))
                 entered = _cheaper_bid(np.full(n, -1), bar, now, n_bid, slot_base, price_flat[t], price_base)
                 back = np.where(stay & (held_price < bar) & (room >= loss), cur,
                                 np.where(room >= loss + ro, entered, -1))
             if switching:
-                bar = below_row * price_flat[t].take(price_base + column_of.take(cur + 1))
+                bar = below_row * held_price
                 cheaper = np.where(stay, _cheaper_bid(cur, bar, now, n_bid, slot_base, price_flat[t], price_base), -1)
                 bid_first = np.where(cheaper >= 0, cheaper, bid_first)
                 stay &= cheaper < 0

@@ -243,10 +243,9 @@ def _switched(job: Ledger, bids: list[Slot], below: float | None, t: int) -> Slo
     one's, else the current one."""
     if below is None:
         return job.current
-    price = job.paths.mean[job.s, :, t]
-    bar = below * float(price[job.current.market])
-    return next((b for b in bids if b is not job.current and job.usable(b, t) and float(price[b.market]) < bar),
-                job.current)
+    bar = below * float(job.paths.mean[job.s, job.current.market, t])
+    other = _first_priced_below(job, [b for b in bids if b is not job.current], bar, t)
+    return job.current if other is None else other
 
 
 def _returned(job: Ledger, bids: list[Slot], fallbacks: list[Slot], below: float | None, hours_left: int,
@@ -255,13 +254,19 @@ def _returned(job: Ledger, bids: list[Slot], fallbacks: list[Slot], below: float
     priced below `below` x the first fallback's price, while the slack left absorbs a preemption there (None: none)."""
     if below is None or not fallbacks:
         return None
-    price = job.paths.mean[job.s, :, t]
     dropped = job.current is not None and not job.usable(job.current, t)  # the work since the checkpoint is lost
-    bar, room = below * float(price[fallbacks[0].market]), hours_left - job.remaining - dropped * job.since_ckpt
+    bar = below * float(job.paths.mean[job.s, fallbacks[0].market, t])
+    room = hours_left - job.remaining - dropped * job.since_ckpt
     loss = job.w.checkpoint_every + job.w.restart_overhead  # a preemption: the work since a checkpoint, a restart
-    held = [job.current] if job.current in bids else []
-    return next((b for b in held + bids if job.usable(b, t) and float(price[b.market]) < bar
-                 and room >= loss + (0.0 if b is job.current else job.w.restart_overhead)), None)
+    if job.current in bids and room >= loss and _first_priced_below(job, [job.current], bar, t) is not None:
+        return job.current
+    return _first_priced_below(job, bids, bar, t) if room >= loss + job.w.restart_overhead else None
+
+
+def _first_priced_below(job: Ledger, slots: list[Slot], bar: float, t: int) -> Slot | None:
+    """The first of `slots` that can run hour t at an hourly price below `bar`, or None."""
+    price = job.paths.mean[job.s, :, t]
+    return next((s for s in slots if job.usable(s, t) and float(price[s.market]) < bar), None)
 
 
 def _first_eligible(job: Ledger, slots: list[Slot], t: int) -> Slot | None:
