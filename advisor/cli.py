@@ -471,7 +471,7 @@ def _print_summary(report: dict) -> None:
     cost = report["cost"]
     console.print(f"[bold]Recommended plan[/bold] (as of {report['data']['as_of']}, "
                   f"{report['data']['scenarios']['evaluation']} fresh scenarios)")
-    from advisor.report.markdown import _plan_lines
+    from advisor.report.markdown import _plan_lines, restarts_line
 
     for line in _plan_lines(report["plan"]):
         console.print("  " + line.replace("**", "").replace("`", ""), highlight=False)
@@ -479,8 +479,7 @@ def _print_summary(report: dict) -> None:
                   f"P90 {format_usd(cost['p90'])}  P(meet deadline) {report['probability_meet_deadline']:.1%}",
                   highlight=False)
     if report.get("restarts"):
-        console.print(f"Restarts per job (the start, preemptions, moves): median {report['restarts']['p50']:g}, "
-                      f"P90 {report['restarts']['p90']:g}", highlight=False)
+        console.print(restarts_line(report), highlight=False)
     saving = report["savings_vs_on_demand"]
     console.print(f"Savings against on-demand only: {format_usd(saving['usd'])} ({saving['fraction']:.0%})",
                   highlight=False)

@@ -44,6 +44,12 @@ def _plan_lines(plan: dict) -> list[str]:
     return lines
 
 
+def restarts_line(report: dict) -> str:
+    """The report's restarts per job as one line (the Markdown section and the terminal summary)."""
+    return (f"Restarts per job (the start, preemptions, moves): median {report['restarts']['p50']:g}, "
+            f"P90 {report['restarts']['p90']:g}")
+
+
 def _waited(hours: float | None) -> str:
     """The late limit's second trigger, as the end of its sentence."""
     if hours is None:
@@ -70,8 +76,7 @@ def to_markdown(report: dict) -> str:
         f"**P(meet deadline) {report['probability_meet_deadline']:.1%}**.",
     ]
     if report.get("restarts"):
-        out.append(f"Restarts per job (the start, preemptions, moves): median {report['restarts']['p50']:g}, "
-                   f"P90 {report['restarts']['p90']:g}, each costing the restart overhead.")
+        out.append(f"{restarts_line(report)}, each costing the restart overhead.")
     saving = report.get("savings_vs_on_demand")
     if saving and saving["usd"] > 0:
         out.append(f"That is {format_usd(saving['usd'])} ({saving['fraction']:.0%}) less than on-demand only.")
